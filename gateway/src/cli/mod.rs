@@ -1,0 +1,98 @@
+//! The `hookgate` command line: flags and environment variables parsed into
+//! typed settings, and the subcommands that do not serve HTTP.
+
+mod plugin_new;
+mod plugin_run;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub use plugin_new::{default_sdk_path, scaffold};
+pub use plugin_run::{EventFile, outcome_json, run_plugin};
+
+/// Hookgate: a WebAssembly plugin-based webhook integration gateway.
+#[derive(Debug, Parser)]
+#[command(name = "hookgate", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `hookgate plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin once on a sample event and print its outcome as JSON.
+    Run(PluginRunArgs),
+    /// Create a new plugin crate that builds and passes its test as generated.
+    New(PluginNewArgs),
+}
+
+/// Sandbox limits, shared by every command that runs plugins.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Time deadline of one transform, in milliseconds.
+    #[arg(long, env = "HOOKGATE_PLUGIN_DEADLINE_MS", default_value_t = 100)]
+    pub plugin_deadline_ms: u64,
+    /// Linear memory cap of one plugin instance, in MiB.
+    #[arg(long, env = "HOOKGATE_PLUGIN_MEMORY_MIB", default_value_t = 32)]
+    pub plugin_memory_mib: usize,
+    /// Cap on what one transform may return, in KiB.
+    #[arg(long, env = "HOOKGATE_PLUGIN_OUTPUT_KIB", default_value_t = 1024)]
+    pub plugin_output_kib: usize,
+}
+
+impl LimitArgs {
+    /// The runtime limits these flags describe.
+    pub fn limits(&self) -> crate::plugin::Limits {
+        crate::plugin::Limits {
+            deadline: std::time::Duration::from_millis(self.plugin_deadline_ms.max(1)),
+            memory_bytes: self.plugin_memory_mib.max(1) << 20,
+            output_bytes: self.plugin_output_kib.max(1) << 10,
+        }
+    }
+}
+
+/// `hookgate plugin run`
+#[derive(Debug, Args)]
+pub struct PluginRunArgs {
+    /// The component to run (`.wasm`, built for wasm32-wasip2).
+    pub file: PathBuf,
+    /// A JSON file shaped like a `POST /v1/events` body: `{"id"?, "type", "payload", "shopId"?}`.
+    #[arg(long)]
+    pub event: PathBuf,
+    /// A configuration value for the plugin, `key=value`; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Sandbox limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `hookgate plugin new`
+#[derive(Debug, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name: lowercase letters, digits, `-` and `_`.
+    pub name: String,
+    /// Folder to create the crate in (default: `./NAME`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Path to the `plugin-sdk` crate (default: the one this binary was built from).
+    #[arg(long)]
+    pub sdk_path: Option<PathBuf>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}

@@ -1,0 +1,47 @@
+//! `hookgate plugin new`: scaffolds a plugin crate from `templates/plugin`.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+
+const CARGO_TOML: &str = include_str!("../../templates/plugin/Cargo.toml.tmpl");
+const LIB_RS: &str = include_str!("../../templates/plugin/lib.rs.tmpl");
+const GITIGNORE: &str = "/target\n";
+
+/// Writes a new plugin crate `name` into `dir`, depending on the SDK at
+/// `sdk_path`. Refuses to overwrite an existing folder.
+pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<PathBuf> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        bail!(
+            "invalid plugin name `{name}`: start with a-z, then a-z, 0-9, `-` or `_` (at most 64)"
+        );
+    }
+    if dir.exists() {
+        bail!("{} already exists; choose another --dir", dir.display());
+    }
+    let sdk_path = sdk_path
+        .canonicalize()
+        .with_context(|| format!("the SDK is not at {}; pass --sdk-path", sdk_path.display()))?;
+    let sdk = sdk_path.to_str().context("the SDK path is not UTF-8")?;
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{crate_name}}", &name.replace('-', "_"))
+            .replace("{{sdk_path}}", &sdk.replace('\\', "\\\\"))
+    };
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(dir.join("Cargo.toml"), fill(CARGO_TOML))?;
+    std::fs::write(dir.join("src/lib.rs"), fill(LIB_RS))?;
+    std::fs::write(dir.join(".gitignore"), GITIGNORE)?;
+    Ok(dir.to_path_buf())
+}
+
+/// The SDK this binary was built beside.
+pub fn default_sdk_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk")
+}

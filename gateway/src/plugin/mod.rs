@@ -1,0 +1,15 @@
+//! The plugin runtime: sandboxed WebAssembly components that reshape events
+//! (`transform` stage), the compiled-component cache and the hot-loading
+//! registry. wasmtime types stay inside this module.
+
+mod bindings;
+mod cache;
+mod error;
+mod registry;
+mod runtime;
+mod types;
+
+pub use error::{LoadError, PluginError, PluginErrorKind};
+pub use registry::{PluginVersionInfo, Registry};
+pub use runtime::{InstanceMode, Limits, Plugin, Runtime, RuntimeConfig};
+pub use types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};

@@ -1,0 +1,236 @@
+//! Loaded plugins by name, with every version seen and the active one, and
+//! the plugin folder watcher that hot-loads `NAME.wasm` files.
+//!
+//! Swapping is atomic: callers take an `Arc<Plugin>` for the active version
+//! and finish their transform on it, whatever is activated meanwhile.
+
+use super::error::LoadError;
+use super::runtime::{InstanceMode, Plugin, Runtime};
+use notify::{RecursiveMode, Watcher};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long the folder must be quiet before a rescan: writers copy files in
+/// several steps.
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// What a caller sees of one loaded version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginVersionInfo {
+    /// Plugin name.
+    pub name: String,
+    /// sha256 of the component, hex.
+    pub version: String,
+    /// Component size in bytes.
+    pub size: usize,
+    /// Whether this version serves new transforms.
+    pub active: bool,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    active: Option<Arc<Plugin>>,
+    versions: HashMap<String, Arc<Plugin>>,
+}
+
+/// Every plugin the gateway can run.
+#[derive(Debug)]
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    slots: RwLock<BTreeMap<String, Slot>>,
+    modes: HashMap<String, InstanceMode>,
+}
+
+impl Registry {
+    /// An empty registry on `runtime`. `modes` turns instance reuse on for
+    /// the plugins it names.
+    pub fn new(runtime: Arc<Runtime>, modes: HashMap<String, InstanceMode>) -> Self {
+        Self {
+            runtime,
+            slots: RwLock::default(),
+            modes,
+        }
+    }
+
+    /// The runtime plugins run on.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The active version of `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.read().get(name)?.active.clone()
+    }
+
+    /// A given version of `name` (its sha256, or a prefix of at least 8 hex
+    /// digits).
+    pub fn get_version(&self, name: &str, version: &str) -> Option<Arc<Plugin>> {
+        let slots = self.read();
+        let slot = slots.get(name)?;
+        if let Some(plugin) = slot.versions.get(version) {
+            return Some(plugin.clone());
+        }
+        if version.len() < 8 {
+            return None;
+        }
+        let mut matches = slot.versions.iter().filter(|(v, _)| v.starts_with(version));
+        match (matches.next(), matches.next()) {
+            (Some((_, plugin)), None) => Some(plugin.clone()),
+            _ => None,
+        }
+    }
+
+    /// Compiles and validates `bytes` as a version of `name` and, when
+    /// `activate`, makes it the active one. A refused component changes
+    /// nothing.
+    pub fn install(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        activate: bool,
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let mode = self.modes.get(name).copied().unwrap_or_default();
+        if let Some(existing) = self.existing(name, bytes) {
+            if activate {
+                self.activate(name, existing.version())?;
+            }
+            return Ok(existing);
+        }
+        let plugin = Arc::new(self.runtime.load(name, bytes, mode)?);
+        let mut slots = self.write();
+        let slot = slots.entry(name.to_owned()).or_default();
+        slot.versions
+            .insert(plugin.version().to_owned(), plugin.clone());
+        if activate || slot.active.is_none() {
+            slot.active = Some(plugin.clone());
+        }
+        Ok(plugin)
+    }
+
+    fn existing(&self, name: &str, bytes: &[u8]) -> Option<Arc<Plugin>> {
+        use sha2::{Digest, Sha256};
+        let version = hex::encode(Sha256::digest(bytes));
+        self.read().get(name)?.versions.get(&version).cloned()
+    }
+
+    /// Makes a loaded version the active one (roll back or forward).
+    pub fn activate(&self, name: &str, version: &str) -> Result<Arc<Plugin>, LoadError> {
+        let plugin = self
+            .get_version(name, version)
+            .ok_or_else(|| LoadError::Unknown(format!("{name}@{version}")))?;
+        let mut slots = self.write();
+        if let Some(slot) = slots.get_mut(name) {
+            slot.active = Some(plugin.clone());
+        }
+        tracing::info!(
+            plugin = name,
+            version = plugin.version(),
+            "plugin version activated"
+        );
+        Ok(plugin)
+    }
+
+    /// Every loaded version, by name.
+    pub fn list(&self) -> Vec<PluginVersionInfo> {
+        let slots = self.read();
+        let mut out = Vec::new();
+        for (name, slot) in slots.iter() {
+            let active = slot.active.as_ref().map(|p| p.version());
+            let mut versions: Vec<_> = slot.versions.values().collect();
+            versions.sort_by(|a, b| a.version().cmp(b.version()));
+            out.extend(versions.into_iter().map(|p| PluginVersionInfo {
+                name: name.clone(),
+                version: p.version().to_owned(),
+                size: p.size(),
+                active: Some(p.version()) == active,
+            }));
+        }
+        out
+    }
+
+    /// Loads every `NAME.wasm` in `dir` that is new or changed. Returns how
+    /// many were loaded; refused files are logged and skipped.
+    pub fn load_dir(&self, dir: &Path) -> std::io::Result<usize> {
+        let mut loaded = 0;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "could not read plugin file");
+                    continue;
+                }
+            };
+            if self.get(name).is_some_and(|active| {
+                self.existing(name, &bytes)
+                    .is_some_and(|e| Arc::ptr_eq(&e, &active))
+            }) {
+                continue;
+            }
+            match self.install(name, &bytes, true) {
+                Ok(plugin) => {
+                    loaded += 1;
+                    tracing::info!(plugin = name, version = plugin.version(), path = %path.display(), "plugin loaded");
+                }
+                Err(error) => {
+                    let serving = self.get(name).map(|p| p.version().to_owned());
+                    tracing::warn!(plugin = name, path = %path.display(), %error, serving = serving.as_deref().unwrap_or("none"), "plugin file refused; the previous version keeps serving");
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Watches `dir` and reloads changed plugin files until `cancel` fires.
+    /// Runs on a thread of its own; returns once the watch is set up.
+    pub fn watch(self: &Arc<Self>, dir: PathBuf, cancel: CancellationToken) -> notify::Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    let _ = tx.send(());
+                }
+            })?;
+        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+        let registry = self.clone();
+        std::thread::Builder::new()
+            .name("hookgate-plugin-watch".into())
+            .spawn(move || {
+                let _watcher = watcher;
+                while !cancel.is_cancelled() {
+                    match rx.recv_timeout(Duration::from_millis(200)) {
+                        Ok(()) => {
+                            // Let the writer finish, then take every queued event at once.
+                            std::thread::sleep(SETTLE);
+                            while rx.try_recv().is_ok() {}
+                            if let Err(error) = registry.load_dir(&dir) {
+                                tracing::warn!(dir = %dir.display(), %error, "could not rescan the plugin folder");
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            })
+            .map_err(notify::Error::io)?;
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Slot>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Slot>> {
+        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    }
+}

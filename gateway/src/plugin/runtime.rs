@@ -1,0 +1,568 @@
+//! The sandbox: one wasmtime engine with a pooling allocator, an epoch
+//! ticker for deadlines, a memory limiter and an output cap. Compiles and
+//! validates components into [`Plugin`]s and runs their `transform`.
+
+use super::bindings::{self, Integration, IntegrationPre};
+use super::cache::CompileCache;
+use super::error::{LoadError, PluginError, PluginErrorKind};
+use super::types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent, is_reserved_header};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// How often the epoch ticker advances; deadlines are rounded up to it.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How much of a trapping plugin's stderr (its panic message) is kept.
+const STDERR_CAPTURE: usize = 4096;
+/// Longest plugin log line passed on.
+const MAX_LOG_LINE: usize = 4096;
+
+/// Sandbox limits, the same for every plugin of a runtime.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock deadline of one transform (default 100 ms).
+    pub deadline: Duration,
+    /// Linear memory cap per instance (default 32 MiB).
+    pub memory_bytes: usize,
+    /// Cap on the bytes a transform returns, bodies and headers (default 1 MiB).
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(100),
+            memory_bytes: 32 << 20,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How a runtime is built.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Instance slots in the pool: the most transforms (plus idle reused
+    /// instances) alive at once.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            cache_dir: None,
+            max_instances: 128,
+        }
+    }
+}
+
+/// Whether a plugin's instances may serve more than one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceMode {
+    /// A fresh instance per event: nothing leaks between events (default).
+    #[default]
+    Fresh,
+    /// One instance serves up to `max_events` consecutive events of the same
+    /// integration, and is dropped after any error. Faster; globals persist
+    /// between those events.
+    Reuse {
+        /// Events an instance serves before it is discarded.
+        max_events: u32,
+    },
+}
+
+/// The plugin runtime. Cheap to share behind an `Arc`.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    cache: Option<CompileCache>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled, validated plugin version, ready to instantiate.
+pub struct Plugin {
+    name: String,
+    version: String,
+    size: usize,
+    pre: IntegrationPre<HostState>,
+    mode: InstanceMode,
+    /// Idle instances for reuse, by integration id.
+    idle: Mutex<HashMap<String, Vec<Warm>>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An instance kept for reuse.
+struct Warm {
+    store: Store<HostState>,
+    bindings: Integration,
+    served: u32,
+}
+
+/// Idle instances kept per integration in reuse mode.
+const MAX_IDLE_PER_INTEGRATION: usize = 4;
+
+impl Plugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version: the component's sha256, hex.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The component's size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// How instances are used.
+    pub fn mode(&self) -> InstanceMode {
+        self.mode
+    }
+
+    fn error(&self, kind: PluginErrorKind) -> PluginError {
+        PluginError {
+            plugin: self.name.clone(),
+            version: self.version[..12.min(self.version.len())].to_owned(),
+            kind,
+        }
+    }
+}
+
+/// Per-store host state: WASI with nothing granted, plus what the `host`
+/// import serves.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    stderr: MemoryOutputPipe,
+    config: PluginConfig,
+    plugin: Arc<str>,
+    version: Arc<str>,
+    event_id: String,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::hookgate::plugin::types::Host for HostState {}
+
+impl bindings::Host for HostState {
+    fn log(&mut self, level: bindings::Level, message: String) {
+        let message = truncate(&message, MAX_LOG_LINE);
+        let (plugin, version, event_id) = (&*self.plugin, &self.version[..12], &self.event_id);
+        match level {
+            bindings::Level::Trace => tracing::trace!(plugin, version, event_id, "{message}"),
+            bindings::Level::Debug => tracing::debug!(plugin, version, event_id, "{message}"),
+            bindings::Level::Info => tracing::info!(plugin, version, event_id, "{message}"),
+            bindings::Level::Warn => tracing::warn!(plugin, version, event_id, "{message}"),
+            bindings::Level::Error => tracing::error!(plugin, version, event_id, "{message}"),
+        }
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+}
+
+/// Caps linear memory growth and remembers that it did.
+struct MemoryLimiter {
+    cap: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl Runtime {
+    /// Builds the engine, the linker and the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let limits = config.limits.clone();
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memory_size(limits.memory_bytes)
+            // Reset memory in batches: fewer TLB-flush IPIs per instance.
+            .decommit_batch_size(32);
+        let mut wasm = wasmtime::Config::new();
+        wasm.epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .wasm_component_model(true);
+        let engine = Engine::new(&wasm)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Integration::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            std::thread::Builder::new()
+                .name("hookgate-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })?;
+        }
+        let cache = config.cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            cache,
+            stop_ticker,
+        })
+    }
+
+    /// The sandbox limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles (or loads from the cache) and validates a component against
+    /// the `integration` world.
+    pub fn load(&self, name: &str, bytes: &[u8], mode: InstanceMode) -> Result<Plugin, LoadError> {
+        validate_name(name)?;
+        check_component_header(bytes)?;
+        let version = hex::encode(Sha256::digest(bytes));
+        let component = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes, &version)?,
+            None => compile(&self.engine, bytes)?,
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = IntegrationPre::new(instance_pre)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        Ok(Plugin {
+            name: name.to_owned(),
+            version,
+            size: bytes.len(),
+            pre,
+            mode,
+            idle: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs `plugin`'s transform on `event` with `config`, inside the
+    /// sandbox. Blocking: call it from a blocking thread.
+    pub fn transform(
+        &self,
+        plugin: &Plugin,
+        event: &PluginEvent,
+        config: &PluginConfig,
+    ) -> Result<Outcome, PluginError> {
+        let (mut warm, reused) = match self.take_idle(plugin, &event.integration) {
+            Some(warm) => (warm, true),
+            None => (self.instantiate(plugin, config)?, false),
+        };
+        let state = warm.store.data_mut();
+        state.event_id.clone_from(&event.id);
+        if reused {
+            state.config = config.clone();
+        }
+        warm.store
+            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+
+        let input = bindings::Event {
+            id: event.id.clone(),
+            hook_type: event.hook_type.clone(),
+            integration: event.integration.clone(),
+            occurred_at_ms: event.occurred_at_ms,
+            content_type: event.content_type.clone(),
+            body: event.body.clone(),
+        };
+        let result = warm.bindings.call_transform(&mut warm.store, &input);
+        let outcome = match result {
+            Ok(Ok(outcome)) => self.check_outcome(plugin, outcome),
+            Ok(Err(bindings::PluginError::InvalidEvent(m))) => {
+                Err(plugin.error(PluginErrorKind::InvalidEvent(m)))
+            }
+            Ok(Err(bindings::PluginError::Failed(m))) => {
+                Err(plugin.error(PluginErrorKind::Failed(m)))
+            }
+            Err(trap) => {
+                let kind = self.classify_trap(&warm.store, &trap);
+                // A trapped instance is never reused.
+                return Err(plugin.error(kind));
+            }
+        };
+        warm.served += 1;
+        if let InstanceMode::Reuse { max_events } = plugin.mode
+            && warm.served < max_events
+        {
+            self.put_idle(plugin, &event.integration, warm);
+        }
+        outcome
+    }
+
+    fn instantiate(&self, plugin: &Plugin, config: &PluginConfig) -> Result<Warm, PluginError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                cap: self.limits.memory_bytes,
+                hit: false,
+            },
+            stderr,
+            config: config.clone(),
+            plugin: Arc::from(plugin.name.as_str()),
+            version: Arc::from(plugin.version.as_str()),
+            event_id: String::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // A new store's deadline is 0: set it before instantiating, or the
+        // start functions trap with "interrupt" once the ticker has run.
+        store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        let bindings = plugin.pre.instantiate(&mut store).map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("limit") && text.contains("concurrent") {
+                plugin.error(PluginErrorKind::Busy(text))
+            } else {
+                let kind = self.classify_trap(&store, &e);
+                plugin.error(kind)
+            }
+        })?;
+        Ok(Warm {
+            store,
+            bindings,
+            served: 0,
+        })
+    }
+
+    fn classify_trap(&self, store: &Store<HostState>, error: &wasmtime::Error) -> PluginErrorKind {
+        if store.data().limiter.hit {
+            return PluginErrorKind::MemoryCap(self.limits.memory_bytes);
+        }
+        if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
+            return PluginErrorKind::Deadline(self.limits.deadline);
+        }
+        let stderr = store.data().stderr.contents();
+        let stderr = String::from_utf8_lossy(&stderr);
+        let stderr = stderr.trim();
+        let root = error
+            .downcast_ref::<wasmtime::Trap>()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| format!("{error:#}"));
+        if stderr.is_empty() {
+            PluginErrorKind::Trap(root)
+        } else {
+            PluginErrorKind::Trap(format!("{root}; plugin stderr: {}", truncate(stderr, 1024)))
+        }
+    }
+
+    fn check_outcome(
+        &self,
+        plugin: &Plugin,
+        outcome: bindings::Outcome,
+    ) -> Result<Outcome, PluginError> {
+        let requests = match outcome {
+            bindings::Outcome::Drop(reason) => {
+                return Ok(Outcome::Drop(truncate(&reason, 1024).to_owned()));
+            }
+            bindings::Outcome::Deliver(requests) => requests,
+        };
+        let size: usize = requests
+            .iter()
+            .map(|r| {
+                r.body.len()
+                    + r.content_type.len()
+                    + r.headers
+                        .iter()
+                        .map(|h| h.name.len() + h.value.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        if size > self.limits.output_bytes {
+            return Err(plugin.error(PluginErrorKind::OutputTooLarge {
+                size,
+                cap: self.limits.output_bytes,
+            }));
+        }
+        requests
+            .into_iter()
+            .map(|r| {
+                check_header_value("content-type", &r.content_type).map_err(|e| plugin.error(e))?;
+                let headers = r
+                    .headers
+                    .into_iter()
+                    .map(|h| {
+                        if is_reserved_header(&h.name) {
+                            return Err(plugin.error(PluginErrorKind::ReservedHeader(h.name)));
+                        }
+                        check_header_value(&h.name, &h.value).map_err(|e| plugin.error(e))?;
+                        Ok((h.name, h.value))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(OutgoingRequest {
+                    body: r.body,
+                    content_type: r.content_type,
+                    headers,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Outcome::Deliver)
+    }
+
+    fn take_idle(&self, plugin: &Plugin, integration: &str) -> Option<Warm> {
+        if plugin.mode == InstanceMode::Fresh {
+            return None;
+        }
+        let mut idle = plugin.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.get_mut(integration).and_then(Vec::pop)
+    }
+
+    fn put_idle(&self, plugin: &Plugin, integration: &str, warm: Warm) {
+        let mut idle = plugin.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = idle.entry(integration.to_owned()).or_default();
+        if slot.len() < MAX_IDLE_PER_INTEGRATION {
+            slot.push(warm);
+        }
+    }
+}
+
+fn deadline_ticks(deadline: Duration) -> u64 {
+    // +1: the current tick may be about to end.
+    (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+}
+
+pub(super) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+    Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))
+}
+
+fn validate_name(name: &str) -> Result<(), LoadError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(LoadError::InvalidName(name.to_owned()))
+    }
+}
+
+/// Tells a component from a core module or from no wasm at all, so the
+/// error says what the file is.
+fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
+    match bytes {
+        [0, b'a', b's', b'm', _, _, 0x01, 0x00, ..] => Ok(()),
+        [0, b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00, ..] => Err(LoadError::NotAComponent(
+            "this is a core WebAssembly module; build the plugin for wasm32-wasip2 to get a component".into(),
+        )),
+        _ => Err(LoadError::NotAComponent(
+            "the file does not start with the WebAssembly magic bytes".into(),
+        )),
+    }
+}
+
+fn check_header_value(name: &str, value: &str) -> Result<(), PluginErrorKind> {
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let value_ok = value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+    if name_ok && value_ok && value.len() <= 8192 {
+        Ok(())
+    } else {
+        Err(PluginErrorKind::InvalidHeader(
+            truncate(name, 64).to_owned(),
+        ))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,171 @@
+//! `hookgate plugin run` and `hookgate plugin new`, as a user runs them.
+
+use hookgate_tests::{hookgate_bin, plugin_path, sample_order, target_dir, workspace_root};
+use serde_json::{Value, json};
+use std::process::Command;
+
+fn event_file(dir: &std::path::Path, body: &Value) -> std::path::PathBuf {
+    let path = dir.join("event.json");
+    std::fs::write(&path, serde_json::to_vec(body).expect("json")).expect("write");
+    path
+}
+
+#[test]
+fn plugin_run_prints_the_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = event_file(
+        dir.path(),
+        &json!({"id": "evt_cli", "type": "order_created", "payload": sample_order()}),
+    );
+    let out = Command::new(hookgate_bin())
+        .args(["plugin", "run"])
+        .arg(plugin_path("partner"))
+        .arg("--event")
+        .arg(&event)
+        .args(["--config", "companyId=co_9"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(printed["eventId"], "evt_cli");
+    assert_eq!(printed["outcome"]["type"], "deliver");
+    let body = &printed["outcome"]["requests"][0]["body"]["json"];
+    assert_eq!(body["webHookType"], "NEW_CONSUMER_ORDER");
+    assert_eq!(body["companyId"], "co_9");
+    assert_eq!(printed["version"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn plugin_run_reports_plugin_errors_and_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = event_file(
+        dir.path(),
+        &json!({"type": "order_created", "payload": {"x": 1}}),
+    );
+    let run = |args: &[&str], file: &std::path::Path, event: &std::path::Path| {
+        Command::new(hookgate_bin())
+            .args(["plugin", "run"])
+            .arg(file)
+            .arg("--event")
+            .arg(event)
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(
+        &["--config", "mode=panic"],
+        &plugin_path("misbehave"),
+        &event,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("plugin `plugin_misbehave`") && stderr.contains("told to panic"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // Plugin logs reach stderr.
+    let out = run(&[], &plugin_path("misbehave"), &event);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("echo evt_"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad_event = dir.path().join("bad.json");
+    std::fs::write(&bad_event, r#"{"type": "x", "payload": {}, "surprise": 1}"#).expect("write");
+    let out = run(&[], &plugin_path("standard"), &bad_event);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("surprise"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(&[], &plugin_path("other-world"), &event);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a hookgate:plugin@0.1.0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The scaffold builds, passes its own test, and its component runs.
+#[test]
+fn plugin_new_scaffolds_a_working_crate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crate_dir = dir.path().join("acme-crm");
+    let out = Command::new(hookgate_bin())
+        .args(["plugin", "new", "acme-crm", "--dir"])
+        .arg(&crate_dir)
+        .arg("--sdk-path")
+        .arg(workspace_root().join("plugin-sdk"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Refuses to overwrite.
+    let again = Command::new(hookgate_bin())
+        .args(["plugin", "new", "acme-crm", "--dir"])
+        .arg(&crate_dir)
+        .output()
+        .expect("run");
+    assert!(!again.status.success());
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Share the workspace's target folder so dependencies are not rebuilt.
+    let target = target_dir().join("scaffold");
+    let test = Command::new(&cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo test");
+    assert!(
+        test.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(String::from_utf8_lossy(&test.stdout).contains("1 passed"));
+
+    let build = Command::new(&cargo)
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo build");
+    assert!(build.success());
+    let wasm = target.join("wasm32-wasip2/release/acme_crm.wasm");
+    let event = event_file(
+        dir.path(),
+        &json!({"type": "order_created", "payload": {"orderId": 5}}),
+    );
+    let out = Command::new(hookgate_bin())
+        .args(["plugin", "run"])
+        .arg(&wasm)
+        .arg("--event")
+        .arg(&event)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        printed["outcome"]["requests"][0]["body"]["json"]["data"],
+        json!({"orderId": 5})
+    );
+}
