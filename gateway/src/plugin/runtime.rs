@@ -20,7 +20,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// How often the epoch ticker advances; deadlines are rounded up to it.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How much of a trapping plugin's stderr (its panic message) is kept.
 const STDERR_CAPTURE: usize = 4096;
 /// Longest plugin log line passed on.
@@ -253,7 +253,7 @@ impl Runtime {
             .total_stacks(n)
             .max_memory_size(limits.memory_bytes)
             // Reset memory in batches: fewer TLB-flush IPIs per instance.
-            .decommit_batch_size(32);
+            .decommit_batch_size(64);
         let mut wasm = wasmtime::Config::new();
         wasm.epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
@@ -496,9 +496,12 @@ impl Runtime {
 
     fn put_idle(&self, plugin: &Plugin, integration: &str, warm: Warm) {
         let mut idle = plugin.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = idle.entry(integration.to_owned()).or_default();
-        if slot.len() < MAX_IDLE_PER_INTEGRATION {
-            slot.push(warm);
+        match idle.get_mut(integration) {
+            Some(slot) if slot.len() < MAX_IDLE_PER_INTEGRATION => slot.push(warm),
+            Some(_) => {}
+            None => {
+                idle.insert(integration.to_owned(), vec![warm]);
+            }
         }
     }
 }

@@ -66,7 +66,10 @@ fn camel_case_keys(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .map(|(k, v)| (camel_case(&k), camel_case_keys(v)))
+                .map(|(k, v)| {
+                    let key = if k.contains('_') { camel_case(&k) } else { k };
+                    (key, camel_case_keys(v))
+                })
                 .collect::<Map<_, _>>(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(camel_case_keys).collect()),
