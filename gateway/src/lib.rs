@@ -5,5 +5,12 @@
 
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod model;
 pub mod plugin;
+pub mod secrets;
+pub mod server;
+pub mod ssrf;
+pub mod store;

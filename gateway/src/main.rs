@@ -19,6 +19,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => {
+            let settings = args.settings()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::Run(args)) => match hookgate::cli::run_plugin(&args)? {
             Ok(output) => {
                 println!("{}", serde_json::to_string_pretty(&output)?);
@@ -42,6 +48,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn serve(settings: hookgate::config::ServeSettings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+    hookgate::server::run(settings, listener, cancel).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or_default(),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or_default();
 }
 
 /// Logs go to stderr; `HOOKGATE_LOG` filters them (default `info`),

@@ -121,3 +121,210 @@ pub fn sample_order() -> serde_json::Value {
         "loyalty": {"points_earned": 130, "points_balance": 2210, "credits_used": 0}
     })
 }
+
+/// The admin key every test gateway uses.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A gateway running in this process on a loopback port, over its own
+/// temporary data folder.
+#[derive(Debug)]
+pub struct TestGateway {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The data folder (SQLite file, key file, plugin cache).
+    pub data_dir: tempfile::TempDir,
+    /// Stops the gateway when cancelled (and on drop).
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// The HTTP client tests use.
+    pub http: reqwest::Client,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How a test gateway differs from the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOptions {
+    /// `postgres://…`; SQLite in the data folder when absent.
+    pub database_url: Option<String>,
+    /// Extra `hookgate serve` flags.
+    pub args: Vec<String>,
+}
+
+impl TestGateway {
+    /// Starts a gateway on SQLite with loopback destinations allowed.
+    pub async fn start() -> Self {
+        Self::start_with(GatewayOptions::default()).await
+    }
+
+    /// Starts a gateway with `options`.
+    pub async fn start_with(options: GatewayOptions) -> Self {
+        use clap::Parser as _;
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut argv: Vec<String> = vec![
+            "hookgate".into(),
+            "serve".into(),
+            "--admin-key".into(),
+            ADMIN_KEY.into(),
+            "--allow-private-destinations".into(),
+            "--data-dir".into(),
+            data_dir.path().display().to_string(),
+        ];
+        if let Some(url) = &options.database_url {
+            argv.extend(["--database-url".into(), url.clone()]);
+            argv.extend([
+                "--secret-key".into(),
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+            ]);
+        }
+        argv.extend(options.args.iter().cloned());
+        let cli = hookgate::cli::Cli::try_parse_from(&argv).expect("flags");
+        let hookgate::cli::Command::Serve(args) = cli.command else {
+            unreachable!()
+        };
+        let settings = args.settings().expect("settings");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let run_cancel = cancel.clone();
+        let task = tokio::spawn(async move {
+            let result = hookgate::server::run(settings, listener, run_cancel).await;
+            let _ = ready_tx.send(result.map_err(|e| format!("{e:#}")));
+        });
+        let http = reqwest::Client::new();
+        // Ready when /readyz answers, or failed when the task ended.
+        let mut ready_rx = ready_rx;
+        for _ in 0..200 {
+            if let Ok(response) = http.get(format!("{url}/readyz")).send().await
+                && response.status().is_success()
+            {
+                return Self {
+                    url,
+                    data_dir,
+                    cancel,
+                    http,
+                    task: Some(task),
+                };
+            }
+            if let Ok(result) = ready_rx.try_recv() {
+                panic!("the gateway stopped during start: {result:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the gateway did not become ready");
+    }
+
+    /// A request to `path` with the given key (none when empty).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.url));
+        if key.is_empty() {
+            builder
+        } else {
+            builder.bearer_auth(key)
+        }
+    }
+
+    /// Sends a JSON request and returns the status and the parsed body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut builder = self.request(method, path, key);
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        let response = builder.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
+        (status, value)
+    }
+
+    /// Creates an organization; returns its id and API key.
+    pub async fn organization(&self, name: &str) -> (String, String) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/organizations",
+                ADMIN_KEY,
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["data"]["id"].as_str().expect("id").to_owned(),
+            body["data"]["apiKey"].as_str().expect("apiKey").to_owned(),
+        )
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.path().join("hookgate.db")
+    }
+}
+
+/// The PostgreSQL URL tests use: `HOOKGATE_TEST_POSTGRES_URL`. `None`
+/// (with the reason printed) when unset locally; in CI (`CI=true`) a
+/// missing server fails the test instead of skipping it.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("HOOKGATE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but HOOKGATE_TEST_POSTGRES_URL is not set: PostgreSQL tests may not skip in CI"
+            )
+        }
+        _ => {
+            eprintln!(
+                "skipping PostgreSQL: set HOOKGATE_TEST_POSTGRES_URL to run against a server"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty PostgreSQL database for one test, created on the server
+/// of [`postgres_url`]; its URL.
+pub async fn fresh_postgres_database() -> Option<String> {
+    use sqlx::Connection as _;
+    let base = postgres_url()?;
+    let name = format!("hookgate_test_{}", uuid_simple());
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(&base).expect("url");
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+fn uuid_simple() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", nanos, std::process::id())
+}

@@ -22,6 +22,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway.
+    Serve(Box<crate::config::ServeArgs>),
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),

@@ -1,0 +1,130 @@
+//! The one HTTP error type. Client mistakes keep their detail; internal
+//! errors become an opaque 500 and are logged here, once.
+
+use crate::store::StoreError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// One problem with one field of a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the field, e.g. `hooks[0].endpoint`.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// What an API call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with per-field problems; nothing was changed.
+    #[error("invalid request")]
+    Validation(Vec<FieldError>),
+    /// 400: the body could not be read as the expected JSON.
+    #[error("{0}")]
+    Malformed(String),
+    /// 401: no key, or a key that is wrong or revoked.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// 404, also for other organizations' objects.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// 413.
+    #[error("request body too large")]
+    TooLarge,
+    /// 500: logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A single-field validation error.
+    pub fn field(field: &str, problem: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, problem)])
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_error",
+            Self::Malformed(_) => "malformed_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::TooLarge => "payload_too_large",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => Self::NotFound("object"),
+            StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(error) = &self {
+            tracing::error!(error = %format!("{error:#}"), "request failed");
+        }
+        let data = match &self {
+            Self::Validation(errors) => json!({"code": self.code(), "errors": errors}),
+            _ => json!({"code": self.code()}),
+        };
+        let body = json!({"message": self.to_string(), "data": data});
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// The error envelope, as documented.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// What went wrong.
+    pub message: String,
+    /// `{code, errors?}`.
+    pub data: ErrorData,
+}
+
+/// The `data` of an error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorData {
+    /// Machine-readable code: `validation_error`, `malformed_request`,
+    /// `unauthorized`, `not_found`, `conflict`, `payload_too_large`,
+    /// `internal_error`, `method_not_allowed`.
+    pub code: String,
+    /// Per-field problems, for `validation_error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}

@@ -1,0 +1,567 @@
+//! `/v1/integrations`: the seed 003 document, accepted exactly as written,
+//! plus `plugin`, `config` and `enabled`.
+
+use super::error::ApiError;
+use super::extract::{JsonBody, OrgAuth, Pagination};
+use super::validate::Problems;
+use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
+use crate::model::{Authentication, Hook, Integration, Method, PluginRef, Secret, new_id, now_ms};
+use crate::secrets;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// Shown instead of a stored client secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// An integration as sent to `POST` and `PUT`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IntegrationIn {
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Must be the caller's own organization when given.
+    pub organization_id: Option<String>,
+    /// Where each event type goes.
+    pub hooks: Option<Vec<HookIn>>,
+    /// OAuth2 `client_credentials` for the receiver.
+    pub authentication: Option<AuthenticationIn>,
+    /// A plugin that reshapes events.
+    pub plugin: Option<PluginRefIn>,
+    /// String values the plugin reads with `config(key)`.
+    pub config: Option<BTreeMap<String, String>>,
+    /// Whether events are routed to it (default true).
+    pub enabled: Option<bool>,
+    /// Read-only; accepted (and ignored) so a fetched integration can be sent back.
+    #[schema(read_only)]
+    #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
+    pub id: Option<String>,
+    /// Read-only; ignored.
+    #[schema(read_only)]
+    #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
+    pub created: Option<i64>,
+    /// Read-only; ignored.
+    #[schema(read_only)]
+    #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
+    pub modified: Option<i64>,
+    /// Read-only; ignored.
+    #[schema(read_only)]
+    #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
+    pub disabled_reason: Option<String>,
+}
+
+/// One hook.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HookIn {
+    /// Event type, e.g. `order_created`.
+    #[serde(rename = "type")]
+    pub hook_type: Option<String>,
+    /// `POST` (default), `PUT` or `PATCH`.
+    pub method: Option<String>,
+    /// Absolute http(s) URL.
+    pub endpoint: Option<String>,
+}
+
+/// OAuth2 settings, in the seed's snake_case.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationIn {
+    /// Only `client_credentials`.
+    pub grant_type: Option<String>,
+    /// The token endpoint.
+    pub endpoint: Option<String>,
+    /// Client credentials.
+    pub credentials: Option<CredentialsIn>,
+    /// Header to set (default `Authorization`).
+    pub header_format: Option<String>,
+    /// Header value; must contain `%ACCESS_TOKEN%` (default `Bearer %ACCESS_TOKEN%`).
+    pub header_value_format: Option<String>,
+    /// Space-separated scopes to ask for.
+    pub scope: Option<String>,
+}
+
+/// Client credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsIn {
+    /// Client id.
+    pub client_id: Option<String>,
+    /// Client secret. On update, leave it out (or send `[redacted]`) to keep the stored one.
+    pub client_secret: Option<String>,
+}
+
+/// An integration as returned.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationOut {
+    /// `int_…`
+    pub id: String,
+    /// Owner.
+    pub organization_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Hooks.
+    pub hooks: Vec<HookOut>,
+    /// OAuth2 settings; the client secret is redacted.
+    pub authentication: Option<AuthenticationOut>,
+    /// Plugin.
+    pub plugin: Option<PluginRefOut>,
+    /// Plugin configuration.
+    pub config: BTreeMap<String, String>,
+    /// Whether events are routed to it.
+    pub enabled: bool,
+    /// Why the gateway disabled it, if it did.
+    pub disabled_reason: Option<String>,
+    /// Created, epoch ms.
+    pub created: i64,
+    /// Modified, epoch ms.
+    pub modified: i64,
+    /// The Standard Webhooks signing secret: present only in the answer to create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// One hook as returned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HookOut {
+    /// Event type.
+    #[serde(rename = "type")]
+    pub hook_type: String,
+    /// Method.
+    pub method: String,
+    /// Endpoint.
+    pub endpoint: String,
+}
+
+/// OAuth2 settings as returned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticationOut {
+    /// `client_credentials`.
+    pub grant_type: String,
+    /// Token endpoint.
+    pub endpoint: String,
+    /// Client id and a redacted secret.
+    pub credentials: CredentialsOut,
+    /// Header name.
+    pub header_format: String,
+    /// Header value template.
+    pub header_value_format: String,
+    /// Scopes.
+    pub scope: Option<String>,
+}
+
+/// Credentials as returned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialsOut {
+    /// Client id.
+    pub client_id: String,
+    /// Always `[redacted]`.
+    pub client_secret: String,
+}
+
+impl From<&Integration> for IntegrationOut {
+    fn from(i: &Integration) -> Self {
+        Self {
+            id: i.id.clone(),
+            organization_id: i.organization_id.clone(),
+            name: i.name.clone(),
+            description: i.description.clone(),
+            hooks: i
+                .hooks
+                .iter()
+                .map(|h| HookOut {
+                    hook_type: h.hook_type.clone(),
+                    method: h.method.as_str().to_owned(),
+                    endpoint: h.endpoint.clone(),
+                })
+                .collect(),
+            authentication: i.authentication.as_ref().map(|a| AuthenticationOut {
+                grant_type: "client_credentials".into(),
+                endpoint: a.token_endpoint.clone(),
+                credentials: CredentialsOut {
+                    client_id: a.client_id.clone(),
+                    client_secret: REDACTED.into(),
+                },
+                header_format: a.header_format.clone(),
+                header_value_format: a.header_value_format.clone(),
+                scope: a.scope.clone(),
+            }),
+            plugin: i.plugin.as_ref().map(PluginRefOut::from),
+            config: i.config.clone(),
+            enabled: i.enabled,
+            disabled_reason: i.disabled_reason.clone(),
+            created: i.created,
+            modified: i.modified,
+            signing_secret: None,
+        }
+    }
+}
+
+/// The validated parts of an [`IntegrationIn`].
+struct Validated {
+    name: String,
+    description: Option<String>,
+    hooks: Vec<Hook>,
+    authentication: Option<AuthenticationDraft>,
+    plugin: Option<PluginRef>,
+    config: BTreeMap<String, String>,
+    enabled: bool,
+}
+
+struct AuthenticationDraft {
+    token_endpoint: String,
+    client_id: String,
+    /// None: keep the stored secret.
+    client_secret: Option<String>,
+    scope: Option<String>,
+    header_format: String,
+    header_value_format: String,
+}
+
+impl IntegrationIn {
+    fn validate(self, auth: &OrgAuth, allow_private: bool) -> Result<Validated, ApiError> {
+        let mut p = Problems::default();
+        if let Some(org) = &self.organization_id
+            && org != &auth.organization_id
+        {
+            p.add("organizationId", "must be the organization of the API key");
+        }
+        let name = p.required("name", self.name);
+        if let Some(name) = &name {
+            p.text("name", name, 200);
+        }
+        if let Some(d) = &self.description
+            && d.chars().count() > 2000
+        {
+            p.add("description", "must be at most 2000 characters");
+        }
+        let hooks_in = p.required("hooks", self.hooks).unwrap_or_default();
+        if hooks_in.is_empty() && !p.0.iter().any(|e| e.field == "hooks") {
+            p.add("hooks", "must name at least one hook");
+        }
+        if hooks_in.len() > 100 {
+            p.add("hooks", "must have at most 100 hooks");
+        }
+        let mut hooks = Vec::new();
+        for (i, h) in hooks_in.into_iter().enumerate() {
+            let hook_type = p.required(&format!("hooks[{i}].type"), h.hook_type);
+            if let Some(t) = &hook_type {
+                p.event_type(&format!("hooks[{i}].type"), t);
+            }
+            let method = match h.method.as_deref() {
+                None => Some(Method::Post),
+                Some(m) => {
+                    let parsed = Method::parse(m);
+                    if parsed.is_none() {
+                        p.add(format!("hooks[{i}].method"), "must be POST, PUT or PATCH");
+                    }
+                    parsed
+                }
+            };
+            let endpoint = p.required(&format!("hooks[{i}].endpoint"), h.endpoint);
+            if let Some(e) = &endpoint {
+                p.url(&format!("hooks[{i}].endpoint"), e, allow_private);
+            }
+            if let (Some(hook_type), Some(method), Some(endpoint)) = (hook_type, method, endpoint) {
+                hooks.push(Hook {
+                    hook_type,
+                    method,
+                    endpoint,
+                });
+            }
+        }
+        let authentication = self
+            .authentication
+            .and_then(|a| validate_auth(a, &mut p, allow_private));
+        let plugin = self.plugin.and_then(|r| r.validate("plugin", &mut p));
+        let config = self.config.unwrap_or_default();
+        super::validate_config(&config, &mut p);
+        p.finish()?;
+        Ok(Validated {
+            name: name.unwrap_or_default(),
+            description: self.description,
+            hooks,
+            authentication,
+            plugin,
+            config,
+            enabled: self.enabled.unwrap_or(true),
+        })
+    }
+}
+
+fn validate_auth(
+    a: AuthenticationIn,
+    p: &mut Problems,
+    allow_private: bool,
+) -> Option<AuthenticationDraft> {
+    match a.grant_type.as_deref() {
+        None => p.add("authentication.grant_type", "is required"),
+        Some("client_credentials") => {}
+        Some(other) => p.add(
+            "authentication.grant_type",
+            format!("`{other}` is not supported; use `client_credentials`"),
+        ),
+    }
+    let endpoint = p.required("authentication.endpoint", a.endpoint);
+    if let Some(e) = &endpoint {
+        p.url("authentication.endpoint", e, allow_private);
+    }
+    let credentials = p.required("authentication.credentials", a.credentials);
+    let (client_id, client_secret) = match credentials {
+        Some(c) => {
+            let id = p.required("authentication.credentials.client_id", c.client_id);
+            if let Some(id) = &id {
+                p.text("authentication.credentials.client_id", id, 512);
+            }
+            let secret = c.client_secret.filter(|s| s != REDACTED);
+            if let Some(s) = &secret
+                && (s.is_empty() || s.len() > 4096)
+            {
+                p.add(
+                    "authentication.credentials.client_secret",
+                    "must be 1 to 4096 characters",
+                );
+            }
+            (id, secret)
+        }
+        None => (None, None),
+    };
+    let header_format = a.header_format.unwrap_or_else(|| "Authorization".into());
+    let valid_name = !header_format.is_empty()
+        && header_format.len() <= 128
+        && header_format
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid_name {
+        p.add(
+            "authentication.header_format",
+            "must be an HTTP header name",
+        );
+    } else if is_host_owned(&header_format) {
+        p.add(
+            "authentication.header_format",
+            "names a header the gateway sets itself",
+        );
+    }
+    let header_value_format = a
+        .header_value_format
+        .unwrap_or_else(|| "Bearer %ACCESS_TOKEN%".into());
+    if !header_value_format.contains("%ACCESS_TOKEN%") {
+        p.add(
+            "authentication.header_value_format",
+            "must contain %ACCESS_TOKEN%",
+        );
+    } else if header_value_format.len() > 1024
+        || header_value_format.bytes().any(|b| b < 0x20 || b == 0x7f)
+    {
+        p.add(
+            "authentication.header_value_format",
+            "must be at most 1024 visible characters",
+        );
+    }
+    if let Some(scope) = &a.scope
+        && scope.len() > 1024
+    {
+        p.add("authentication.scope", "must be at most 1024 characters");
+    }
+    Some(AuthenticationDraft {
+        token_endpoint: endpoint?,
+        client_id: client_id?,
+        client_secret,
+        scope: a.scope,
+        header_format,
+        header_value_format,
+    })
+}
+
+fn resolve_auth(
+    draft: Option<AuthenticationDraft>,
+    existing: Option<&Authentication>,
+) -> Result<Option<Authentication>, ApiError> {
+    let Some(d) = draft else { return Ok(None) };
+    let client_secret = match (d.client_secret, existing) {
+        (Some(s), _) => Secret::new(s),
+        (None, Some(e)) => e.client_secret.clone(),
+        (None, None) => {
+            return Err(ApiError::field(
+                "authentication.credentials.client_secret",
+                "is required",
+            ));
+        }
+    };
+    Ok(Some(Authentication {
+        token_endpoint: d.token_endpoint,
+        client_id: d.client_id,
+        client_secret,
+        scope: d.scope,
+        header_format: d.header_format,
+        header_value_format: d.header_value_format,
+    }))
+}
+
+/// Create an integration (seed 003 document).
+#[utoipa::path(post, path = "/v1/integrations", tag = "integrations", request_body = IntegrationIn,
+    responses((status = 201, body = Envelope<IntegrationOut>), (status = 400, body = super::error::ErrorEnvelope),
+              (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    JsonBody(body): JsonBody<IntegrationIn>,
+) -> Result<Response, ApiError> {
+    let v = body.validate(&auth, state.allow_private)?;
+    let now = now_ms();
+    let integration = Integration {
+        id: new_id("int"),
+        organization_id: auth.organization_id,
+        name: v.name,
+        description: v.description,
+        hooks: v.hooks,
+        authentication: resolve_auth(v.authentication, None)?,
+        plugin: v.plugin,
+        config: v.config,
+        enabled: v.enabled,
+        disabled_reason: None,
+        signing_secret: Secret::new(secrets::new_signing_secret()),
+        created: now,
+        modified: now,
+    };
+    state.store.insert_integration(&integration).await?;
+    tracing::info!(integration_id = %integration.id, organization_id = %integration.organization_id, "integration created");
+    let mut out = IntegrationOut::from(&integration);
+    out.signing_secret = Some(integration.signing_secret.expose().to_owned());
+    Ok(created("integration created", out))
+}
+
+/// List the organization's integrations.
+#[utoipa::path(get, path = "/v1/integrations", tag = "integrations", params(Pagination),
+    responses((status = 200, body = Envelope<ListOut<IntegrationOut>>), (status = 400, body = super::error::ErrorEnvelope), (status = 401, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Query(page): Query<Pagination>,
+) -> Result<Response, ApiError> {
+    let page = page.validate()?;
+    let found = state
+        .store
+        .list_integrations(&auth.organization_id, page.start, page.limit)
+        .await?;
+    Ok(ok(
+        "integrations",
+        ListOut::new(
+            found.items.iter().map(IntegrationOut::from).collect(),
+            found.total,
+            page,
+        ),
+    ))
+}
+
+/// Get one integration.
+#[utoipa::path(get, path = "/v1/integrations/{id}", tag = "integrations", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<IntegrationOut>), (status = 401, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let integration = state
+        .store
+        .get_integration(&auth.organization_id, &id)
+        .await
+        .map_err(not_found)?;
+    Ok(ok("integration", IntegrationOut::from(&integration)))
+}
+
+/// Replace an integration. The client secret is kept when left out.
+#[utoipa::path(put, path = "/v1/integrations/{id}", tag = "integrations", params(("id" = String, Path)), request_body = IntegrationIn,
+    responses((status = 200, body = Envelope<IntegrationOut>), (status = 400, body = super::error::ErrorEnvelope),
+              (status = 401, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<IntegrationIn>,
+) -> Result<Response, ApiError> {
+    let existing = state
+        .store
+        .get_integration(&auth.organization_id, &id)
+        .await
+        .map_err(not_found)?;
+    let v = body.validate(&auth, state.allow_private)?;
+    let integration = Integration {
+        name: v.name,
+        description: v.description,
+        hooks: v.hooks,
+        authentication: resolve_auth(v.authentication, existing.authentication.as_ref())?,
+        plugin: v.plugin,
+        config: v.config,
+        // Re-enabling clears the reason the gateway disabled it for.
+        disabled_reason: if v.enabled {
+            None
+        } else {
+            existing.disabled_reason.clone()
+        },
+        enabled: v.enabled,
+        modified: now_ms().max(existing.modified),
+        ..existing
+    };
+    state.store.update_integration(&integration).await?;
+    Ok(ok(
+        "integration updated",
+        IntegrationOut::from(&integration),
+    ))
+}
+
+/// Delete an integration; its pending deliveries are cancelled.
+#[utoipa::path(delete, path = "/v1/integrations/{id}", tag = "integrations", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<IntegrationOut>), (status = 401, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let existing = state
+        .store
+        .get_integration(&auth.organization_id, &id)
+        .await
+        .map_err(not_found)?;
+    state
+        .store
+        .delete_integration(&auth.organization_id, &id)
+        .await
+        .map_err(not_found)?;
+    Ok(ok("integration deleted", IntegrationOut::from(&existing)))
+}
+
+fn not_found(e: crate::store::StoreError) -> ApiError {
+    match e {
+        crate::store::StoreError::NotFound => ApiError::NotFound("integration"),
+        other => other.into(),
+    }
+}
+
+/// Headers the gateway sets on every delivery, which an auth header may not replace.
+fn is_host_owned(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("webhook-")
+        || [
+            "content-length",
+            "content-type",
+            "host",
+            "transfer-encoding",
+            "user-agent",
+            "connection",
+        ]
+        .contains(&lower.as_str())
+}

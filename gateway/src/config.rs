@@ -1,0 +1,161 @@
+//! `hookgate serve` settings: flags and `HOOKGATE_*` variables, parsed and
+//! checked once into [`ServeSettings`].
+
+use crate::cli::LimitArgs;
+use crate::model::Secret;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `hookgate serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HOOKGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the embedded database, the key file and the compiled-plugin cache live.
+    #[arg(long, env = "HOOKGATE_DATA_DIR", default_value = "hookgate-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://FILE` (default: `DATA_DIR/hookgate.db`) or `postgres://…`.
+    #[arg(long, env = "HOOKGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The operator's key for `/v1/organizations` and `/v1/plugins`.
+    #[arg(long, env = "HOOKGATE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Base64 of 32 bytes: encrypts secrets at rest. Without it, a key file
+    /// is made in the data folder (SQLite only).
+    #[arg(long, env = "HOOKGATE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Folder of `NAME.wasm` plugins, loaded at start and watched.
+    #[arg(long, env = "HOOKGATE_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Plugins whose instances may be reused, `NAME[=EVENTS]`, comma-separated.
+    #[arg(long, env = "HOOKGATE_PLUGIN_REUSE", value_delimiter = ',')]
+    pub plugin_reuse: Vec<String>,
+    /// Allow destinations on loopback, private and link-local addresses.
+    #[arg(long, env = "HOOKGATE_ALLOW_PRIVATE_DESTINATIONS")]
+    pub allow_private_destinations: bool,
+    /// Delays between delivery attempts.
+    #[arg(
+        long,
+        env = "HOOKGATE_RETRY_SCHEDULE",
+        default_value = "0s,5s,5m,30m,2h,5h,10h,10h"
+    )]
+    pub retry_schedule: String,
+    /// Largest JSON request body, bytes.
+    #[arg(long, env = "HOOKGATE_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Largest plugin upload, bytes.
+    #[arg(long, env = "HOOKGATE_MAX_PLUGIN_BYTES", default_value_t = 32 << 20)]
+    pub max_plugin_bytes: usize,
+    /// How long a rotated-out signing secret keeps signing (e.g. `24h`).
+    #[arg(long, env = "HOOKGATE_SECRET_ROTATION_OVERLAP", default_value = "24h")]
+    pub secret_rotation_overlap: humantime::Duration,
+    /// Plugin sandbox limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Admin key.
+    pub admin_key: Option<Secret>,
+    /// Secret-at-rest key, base64.
+    pub secret_key: Option<Secret>,
+    /// Plugin folder.
+    pub plugin_dir: Option<PathBuf>,
+    /// Plugins with instance reuse, and events per instance.
+    pub plugin_reuse: Vec<(String, u32)>,
+    /// Private destinations allowed.
+    pub allow_private_destinations: bool,
+    /// Retry delays; its length is the number of attempts.
+    pub retry_schedule: Vec<Duration>,
+    /// JSON body limit.
+    pub max_body_bytes: usize,
+    /// Plugin upload limit.
+    pub max_plugin_bytes: usize,
+    /// Secret rotation overlap.
+    pub secret_rotation_overlap: Duration,
+    /// Sandbox limits.
+    pub limits: crate::plugin::Limits,
+}
+
+impl ServeArgs {
+    /// Checks the flags.
+    pub fn settings(self) -> anyhow::Result<ServeSettings> {
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hookgate.db").display()));
+        let retry_schedule = parse_schedule(&self.retry_schedule)?;
+        let plugin_reuse = self
+            .plugin_reuse
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| match s.trim().split_once('=') {
+                Some((name, n)) => Ok((
+                    name.to_owned(),
+                    n.parse().map_err(|_| {
+                        anyhow::anyhow!("--plugin-reuse {s}: events must be a number")
+                    })?,
+                )),
+                None => Ok((s.trim().to_owned(), 1000)),
+            })
+            .collect::<anyhow::Result<_>>()?;
+        if let Some(key) = &self.admin_key
+            && key.len() < 16
+        {
+            anyhow::bail!("the admin key must be at least 16 characters");
+        }
+        Ok(ServeSettings {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            database_url,
+            admin_key: self.admin_key.map(Secret::new),
+            secret_key: self.secret_key.map(Secret::new),
+            plugin_dir: self.plugin_dir,
+            plugin_reuse,
+            allow_private_destinations: self.allow_private_destinations,
+            retry_schedule,
+            max_body_bytes: self.max_body_bytes,
+            max_plugin_bytes: self.max_plugin_bytes,
+            secret_rotation_overlap: self.secret_rotation_overlap.into(),
+            limits: self.limits.limits(),
+        })
+    }
+}
+
+/// Parses `0s,5s,5m,30m,2h` into delays.
+pub fn parse_schedule(text: &str) -> anyhow::Result<Vec<Duration>> {
+    let schedule: Vec<Duration> = text
+        .split(',')
+        .map(|s| {
+            humantime::parse_duration(s.trim())
+                .map_err(|e| anyhow::anyhow!("retry schedule entry `{}`: {e}", s.trim()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if schedule.is_empty() || schedule.len() > 50 {
+        anyhow::bail!("the retry schedule needs 1 to 50 entries");
+    }
+    Ok(schedule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        let s = parse_schedule("0s,5s,5m,30m,2h,5h,10h,10h").expect("parses");
+        assert_eq!(s.len(), 8);
+        assert_eq!(s[3], Duration::from_secs(1800));
+        assert!(parse_schedule("0s,soon").is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! Domain types: what the gateway stores and routes by, free of HTTP and SQL.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Milliseconds since the Unix epoch.
+pub type EpochMs = i64;
+
+/// The current time in epoch milliseconds.
+pub fn now_ms() -> EpochMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A new id with a readable prefix, time-ordered: `org_0193…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret string.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// `org_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created: EpochMs,
+}
+
+/// One API key of an organization; only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `key_…`: the public part of the key.
+    pub id: String,
+    /// Owner.
+    pub organization_id: String,
+    /// sha256 of the secret part, hex.
+    pub secret_hash: String,
+    /// Creation time.
+    pub created: EpochMs,
+    /// When it was revoked, if it was.
+    pub revoked: Option<EpochMs>,
+}
+
+/// HTTP methods a hook may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// POST (default).
+    Post,
+    /// PUT.
+    Put,
+    /// PATCH.
+    Patch,
+}
+
+impl Method {
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+        }
+    }
+
+    /// Parses `POST`, `PUT` or `PATCH` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "POST" => Some(Self::Post),
+            "PUT" => Some(Self::Put),
+            "PATCH" => Some(Self::Patch),
+            _ => None,
+        }
+    }
+}
+
+/// One hook of an integration: events of `hook_type` go to `endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The event type.
+    pub hook_type: String,
+    /// HTTP method.
+    pub method: Method,
+    /// Absolute http(s) URL.
+    pub endpoint: String,
+}
+
+/// OAuth2 `client_credentials` settings of an integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// Token endpoint.
+    pub token_endpoint: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret (stored encrypted).
+    pub client_secret: Secret,
+    /// Optional space-separated scopes.
+    pub scope: Option<String>,
+    /// Header name to set, e.g. `Authorization`.
+    pub header_format: String,
+    /// Header value template containing `%ACCESS_TOKEN%`.
+    pub header_value_format: String,
+}
+
+/// A plugin reference: a name and, optionally, a pinned version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRef {
+    /// Plugin name.
+    pub name: String,
+    /// Pinned version (sha256 or a prefix of it); the active one when absent.
+    pub version: Option<String>,
+}
+
+/// An integration (seed 003): hooks plus optional OAuth2 and plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    /// `int_…`
+    pub id: String,
+    /// Owner.
+    pub organization_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Hooks, in the order given.
+    pub hooks: Vec<Hook>,
+    /// OAuth2 settings, if the receiver wants a token.
+    pub authentication: Option<Authentication>,
+    /// Plugin that reshapes events, if any.
+    pub plugin: Option<PluginRef>,
+    /// Values the plugin reads with `config(key)`.
+    pub config: BTreeMap<String, String>,
+    /// Whether events are routed to it.
+    pub enabled: bool,
+    /// Why the gateway disabled it, if it did.
+    pub disabled_reason: Option<String>,
+    /// Standard Webhooks signing secret, `whsec_…` (stored encrypted).
+    pub signing_secret: Secret,
+    /// Creation time.
+    pub created: EpochMs,
+    /// Last change.
+    pub modified: EpochMs,
+}
+
+/// A webhook subscription (seeds 000, 001, 002).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `wh_…`
+    pub id: String,
+    /// Owner.
+    pub organization_id: String,
+    /// Event type (topic, `webHookType`).
+    pub topic: String,
+    /// Callback URLs; each receives every event.
+    pub urls: Vec<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Only events of this shop, when set.
+    pub shop_id: Option<String>,
+    /// HTTP method.
+    pub method: Method,
+    /// Plugin that reshapes events, if any.
+    pub plugin: Option<PluginRef>,
+    /// Plugin configuration.
+    pub config: BTreeMap<String, String>,
+    /// Signing secret, `whsec_…` (stored encrypted).
+    pub secret: Secret,
+    /// The previous secret, still signing until `previous_secret_expires`.
+    pub previous_secret: Option<(Secret, EpochMs)>,
+    /// Soft-deleted: receives nothing, listed only on request.
+    pub deleted: bool,
+    /// Why the gateway disabled it, if it did.
+    pub disabled_reason: Option<String>,
+    /// Creation time.
+    pub created: EpochMs,
+    /// Last change.
+    pub modified: EpochMs,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// How many match in all.
+    pub total: i64,
+}
+
+/// Filters for listing webhooks.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookFilter {
+    /// Only this topic.
+    pub topic: Option<String>,
+    /// Only this shop.
+    pub shop_id: Option<String>,
+    /// Include soft-deleted ones.
+    pub include_deleted: bool,
+}

@@ -1,0 +1,146 @@
+//! `hookgate serve`: builds the runtime objects from settings and runs the
+//! HTTP server until the cancellation token fires.
+
+use crate::api::{self, AppState, KeyCache};
+use crate::config::ServeSettings;
+use crate::plugin::{InstanceMode, Registry, Runtime, RuntimeConfig};
+use crate::secrets::Cipher;
+use crate::store::Store;
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A started gateway's parts, for callers that embed it (tests, the demo).
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The database.
+    pub store: Store,
+    /// Loaded plugins.
+    pub registry: Arc<Registry>,
+}
+
+/// Builds everything from `settings` and serves on `listener` until
+/// `cancel` fires.
+pub async fn run(
+    settings: ServeSettings,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let (state, _gateway) = build(&settings, cancel.clone()).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = state.store.kind(), "hookgate listening");
+    let store = state.store.clone();
+    axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await?;
+    store.close().await;
+    tracing::info!("hookgate stopped");
+    Ok(())
+}
+
+/// Builds the shared state without serving.
+pub async fn build(
+    settings: &ServeSettings,
+    cancel: CancellationToken,
+) -> anyhow::Result<(AppState, Gateway)> {
+    let cipher = cipher(settings)?;
+    let store = Store::connect(&settings.database_url, cipher)
+        .await
+        .with_context(|| {
+            format!(
+                "could not open the database {}",
+                redact_url(&settings.database_url)
+            )
+        })?;
+
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        limits: settings.limits.clone(),
+        cache_dir: Some(settings.data_dir.join("plugin-cache")),
+        ..RuntimeConfig::default()
+    })?);
+    let modes: HashMap<String, InstanceMode> = settings
+        .plugin_reuse
+        .iter()
+        .map(|(name, n)| {
+            (
+                name.clone(),
+                InstanceMode::Reuse {
+                    max_events: (*n).max(1),
+                },
+            )
+        })
+        .collect();
+    let registry = Arc::new(Registry::new(runtime, modes));
+    if let Some(dir) = &settings.plugin_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create the plugin folder {}", dir.display()))?;
+        let scan_registry = registry.clone();
+        let scan_dir = dir.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || scan_registry.load_dir(&scan_dir)).await??;
+        tracing::info!(dir = %dir.display(), loaded, "plugin folder loaded");
+        registry.watch(dir.clone(), cancel)?;
+    }
+    if settings.admin_key.is_none() {
+        tracing::warn!(
+            "no admin key set (--admin-key / HOOKGATE_ADMIN_KEY): organization and plugin routes will answer 401"
+        );
+    }
+    let state = AppState {
+        store: store.clone(),
+        registry: registry.clone(),
+        keys: Arc::new(KeyCache::default()),
+        admin_key: settings.admin_key.clone(),
+        allow_private: settings.allow_private_destinations,
+        rotation_overlap: settings.secret_rotation_overlap,
+        max_body_bytes: settings.max_body_bytes,
+        max_plugin_bytes: settings.max_plugin_bytes,
+        metrics: metrics_handle(),
+    };
+    Ok((state, Gateway { store, registry }))
+}
+
+fn cipher(settings: &ServeSettings) -> anyhow::Result<Cipher> {
+    if let Some(key) = &settings.secret_key {
+        return Cipher::from_base64(key.expose()).context("HOOKGATE_SECRET_KEY");
+    }
+    if !settings.database_url.starts_with("sqlite:") {
+        anyhow::bail!(
+            "set HOOKGATE_SECRET_KEY (base64 of 32 random bytes, the same on every replica) to use PostgreSQL"
+        );
+    }
+    let path = settings.data_dir.join("secret.key");
+    let (cipher, created) = Cipher::from_key_file(&path)?;
+    if created {
+        tracing::warn!(path = %path.display(), "no HOOKGATE_SECRET_KEY: generated a secret key file; back it up, secrets at rest cannot be read without it");
+    }
+    Ok(cipher)
+}
+
+/// The process-wide Prometheus recorder (installed once).
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "could not install the metrics recorder");
+                None
+            }
+        })
+        .clone()
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,453 @@
+//! Organizations, API keys, integrations and webhook subscriptions.
+
+use super::rows::{IntegrationRow, WebhookRow, auth_json, config_json, hooks_json};
+use super::{Backend, Store, StoreError, conflict, with_pool};
+use crate::model::{ApiKey, EpochMs, Integration, Organization, Page, Webhook, WebhookFilter};
+
+const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks, authentication, client_secret, \
+     signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified";
+const WEBHOOK_COLUMNS: &str = "id, organization_id, topic, urls, name, shop_id, method, plugin_name, plugin_version, \
+     config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified";
+
+impl Store {
+    /// Creates an organization together with its first API key.
+    pub async fn create_organization(
+        &self,
+        org: &Organization,
+        key: &ApiKey,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO organizations (id, name, created) VALUES ($1, $2, $3)")
+                .bind(&org.id)
+                .bind(&org.name)
+                .bind(org.created)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO api_keys (id, organization_id, secret_hash, created) VALUES ($1, $2, $3, $4)")
+                .bind(&key.id)
+                .bind(&key.organization_id)
+                .bind(&key.secret_hash)
+                .bind(key.created)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// One page of organizations, oldest first.
+    pub async fn list_organizations(
+        &self,
+        start: i64,
+        limit: i64,
+    ) -> Result<Page<Organization>, StoreError> {
+        let (rows, total): (Vec<(String, String, i64)>, i64) = with_pool!(self, |p| {
+            let rows = sqlx::query_as("SELECT id, name, created FROM organizations ORDER BY created, id LIMIT $1 OFFSET $2")
+                .bind(limit)
+                .bind(start)
+                .fetch_all(p)
+                .await?;
+            let total = sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
+                .fetch_one(p)
+                .await?;
+            (rows, total)
+        });
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|(id, name, created)| Organization { id, name, created })
+                .collect(),
+            total,
+        })
+    }
+
+    /// An organization by id.
+    pub async fn get_organization(&self, id: &str) -> Result<Organization, StoreError> {
+        let row: Option<(String, String, i64)> = with_pool!(self, |p| sqlx::query_as(
+            "SELECT id, name, created FROM organizations WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await?);
+        let (id, name, created) = row.ok_or(StoreError::NotFound)?;
+        Ok(Organization { id, name, created })
+    }
+
+    /// Adds an API key to an existing organization.
+    pub async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        with_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO api_keys (id, organization_id, secret_hash, created) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(&key.id)
+        .bind(&key.organization_id)
+        .bind(&key.secret_hash)
+        .bind(key.created)
+        .execute(p)
+        .await
+        .map_err(|e| conflict(e, "api key"))?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// An API key by its public id.
+    pub async fn get_api_key(&self, id: &str) -> Result<ApiKey, StoreError> {
+        type Row = (String, String, String, i64, Option<i64>);
+        let row: Option<Row> = with_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, organization_id, secret_hash, created, revoked FROM api_keys WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        });
+        let (id, organization_id, secret_hash, created, revoked) =
+            row.ok_or(StoreError::NotFound)?;
+        Ok(ApiKey {
+            id,
+            organization_id,
+            secret_hash,
+            created,
+            revoked,
+        })
+    }
+
+    /// Revokes a key of `organization_id`; a revoked key stays revoked.
+    pub async fn revoke_api_key(
+        &self,
+        organization_id: &str,
+        key_id: &str,
+        at: EpochMs,
+    ) -> Result<(), StoreError> {
+        let done = with_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE api_keys SET revoked = COALESCE(revoked, $1) WHERE id = $2 AND organization_id = $3"
+        )
+        .bind(at)
+        .bind(key_id)
+        .bind(organization_id)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Stores a new integration and its routing rows.
+    pub async fn insert_integration(&self, i: &Integration) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        );
+        let cipher = &self.cipher;
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(&sql)
+                .bind(&i.id)
+                .bind(&i.organization_id)
+                .bind(&i.name)
+                .bind(&i.description)
+                .bind(hooks_json(&i.hooks))
+                .bind(i.authentication.as_ref().map(auth_json))
+                .bind(
+                    i.authentication
+                        .as_ref()
+                        .map(|a| cipher.encrypt(a.client_secret.expose())),
+                )
+                .bind(cipher.encrypt(i.signing_secret.expose()))
+                .bind(i.plugin.as_ref().map(|p| p.name.clone()))
+                .bind(i.plugin.as_ref().and_then(|p| p.version.clone()))
+                .bind(config_json(&i.config))
+                .bind(i.enabled)
+                .bind(&i.disabled_reason)
+                .bind(i.created)
+                .bind(i.modified)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, "integration"))?;
+            for (position, hook) in i.hooks.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO integration_hooks (integration_id, organization_id, position, hook_type, method, endpoint) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&i.id)
+                .bind(&i.organization_id)
+                .bind(position as i64)
+                .bind(&hook.hook_type)
+                .bind(hook.method.as_str())
+                .bind(&hook.endpoint)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Replaces an integration (same id and owner) and its routing rows.
+    pub async fn update_integration(&self, i: &Integration) -> Result<(), StoreError> {
+        let cipher = &self.cipher;
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE integrations SET name = $1, description = $2, hooks = $3, authentication = $4, client_secret = $5, \
+                 signing_secret = $6, plugin_name = $7, plugin_version = $8, config = $9, enabled = $10, \
+                 disabled_reason = $11, modified = $12 WHERE id = $13 AND organization_id = $14",
+            )
+            .bind(&i.name)
+            .bind(&i.description)
+            .bind(hooks_json(&i.hooks))
+            .bind(i.authentication.as_ref().map(auth_json))
+            .bind(i.authentication.as_ref().map(|a| cipher.encrypt(a.client_secret.expose())))
+            .bind(cipher.encrypt(i.signing_secret.expose()))
+            .bind(i.plugin.as_ref().map(|p| p.name.clone()))
+            .bind(i.plugin.as_ref().and_then(|p| p.version.clone()))
+            .bind(config_json(&i.config))
+            .bind(i.enabled)
+            .bind(&i.disabled_reason)
+            .bind(i.modified)
+            .bind(&i.id)
+            .bind(&i.organization_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query("DELETE FROM integration_hooks WHERE integration_id = $1")
+                .bind(&i.id)
+                .execute(&mut *tx)
+                .await?;
+            for (position, hook) in i.hooks.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO integration_hooks (integration_id, organization_id, position, hook_type, method, endpoint) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&i.id)
+                .bind(&i.organization_id)
+                .bind(position as i64)
+                .bind(&hook.hook_type)
+                .bind(hook.method.as_str())
+                .bind(&hook.endpoint)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// An integration of `organization_id`.
+    pub async fn get_integration(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<Integration, StoreError> {
+        let sql = format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = $1 AND organization_id = $2"
+        );
+        let row: Option<IntegrationRow> = with_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .bind(organization_id)
+            .fetch_optional(p)
+            .await?);
+        row.ok_or(StoreError::NotFound)?.into_domain(&self.cipher)
+    }
+
+    /// One page of an organization's integrations, oldest first.
+    pub async fn list_integrations(
+        &self,
+        organization_id: &str,
+        start: i64,
+        limit: i64,
+    ) -> Result<Page<Integration>, StoreError> {
+        let sql = format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE organization_id = $1 ORDER BY created, id LIMIT $2 OFFSET $3"
+        );
+        let (rows, total): (Vec<IntegrationRow>, i64) = with_pool!(self, |p| {
+            let rows = sqlx::query_as(&sql)
+                .bind(organization_id)
+                .bind(limit)
+                .bind(start)
+                .fetch_all(p)
+                .await?;
+            let total =
+                sqlx::query_scalar("SELECT COUNT(*) FROM integrations WHERE organization_id = $1")
+                    .bind(organization_id)
+                    .fetch_one(p)
+                    .await?;
+            (rows, total)
+        });
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|r| r.into_domain(&self.cipher))
+                .collect::<Result<_, _>>()?,
+            total,
+        })
+    }
+
+    /// Deletes an integration and its routing rows.
+    pub async fn delete_integration(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "DELETE FROM integration_hooks WHERE integration_id = $1 AND organization_id = $2",
+            )
+            .bind(id)
+            .bind(organization_id)
+            .execute(&mut *tx)
+            .await?;
+            let deleted =
+                sqlx::query("DELETE FROM integrations WHERE id = $1 AND organization_id = $2")
+                    .bind(id)
+                    .bind(organization_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Stores a new webhook subscription.
+    pub async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        );
+        let cipher = &self.cipher;
+        with_pool!(self, |p| sqlx::query(&sql)
+            .bind(&w.id)
+            .bind(&w.organization_id)
+            .bind(&w.topic)
+            .bind(serde_json::to_string(&w.urls).unwrap_or_default())
+            .bind(&w.name)
+            .bind(&w.shop_id)
+            .bind(w.method.as_str())
+            .bind(w.plugin.as_ref().map(|p| p.name.clone()))
+            .bind(w.plugin.as_ref().and_then(|p| p.version.clone()))
+            .bind(config_json(&w.config))
+            .bind(cipher.encrypt(w.secret.expose()))
+            .bind(
+                w.previous_secret
+                    .as_ref()
+                    .map(|(s, _)| cipher.encrypt(s.expose()))
+            )
+            .bind(w.previous_secret.as_ref().map(|(_, expires)| *expires))
+            .bind(w.deleted)
+            .bind(&w.disabled_reason)
+            .bind(w.created)
+            .bind(w.modified)
+            .execute(p)
+            .await
+            .map_err(|e| conflict(e, "webhook"))?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Replaces a webhook subscription (same id and owner), secrets included.
+    pub async fn update_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        let cipher = &self.cipher;
+        let updated = with_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE webhooks SET topic = $1, urls = $2, name = $3, shop_id = $4, method = $5, plugin_name = $6, \
+             plugin_version = $7, config = $8, secret = $9, previous_secret = $10, previous_secret_expires = $11, \
+             deleted = $12, disabled_reason = $13, modified = $14 WHERE id = $15 AND organization_id = $16"
+        )
+        .bind(&w.topic)
+        .bind(serde_json::to_string(&w.urls).unwrap_or_default())
+        .bind(&w.name)
+        .bind(&w.shop_id)
+        .bind(w.method.as_str())
+        .bind(w.plugin.as_ref().map(|p| p.name.clone()))
+        .bind(w.plugin.as_ref().and_then(|p| p.version.clone()))
+        .bind(config_json(&w.config))
+        .bind(cipher.encrypt(w.secret.expose()))
+        .bind(w.previous_secret.as_ref().map(|(s, _)| cipher.encrypt(s.expose())))
+        .bind(w.previous_secret.as_ref().map(|(_, expires)| *expires))
+        .bind(w.deleted)
+        .bind(&w.disabled_reason)
+        .bind(w.modified)
+        .bind(&w.id)
+        .bind(&w.organization_id)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A webhook subscription of `organization_id` (deleted ones too).
+    pub async fn get_webhook(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<Webhook, StoreError> {
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND organization_id = $2"
+        );
+        let row: Option<WebhookRow> = with_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .bind(organization_id)
+            .fetch_optional(p)
+            .await?);
+        row.ok_or(StoreError::NotFound)?.into_domain(&self.cipher)
+    }
+
+    /// One page of an organization's webhook subscriptions, oldest first.
+    pub async fn list_webhooks(
+        &self,
+        organization_id: &str,
+        filter: &WebhookFilter,
+        start: i64,
+        limit: i64,
+    ) -> Result<Page<Webhook>, StoreError> {
+        // NULL filters match everything; written once for both dialects.
+        let condition = "organization_id = $1 AND ($2 IS NULL OR topic = $2) AND ($3 IS NULL OR shop_id = $3) \
+                         AND ($4 OR NOT deleted)";
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE {condition} ORDER BY created, id LIMIT $5 OFFSET $6"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM webhooks WHERE {condition}");
+        let (rows, total): (Vec<WebhookRow>, i64) = with_pool!(self, |p| {
+            let rows = sqlx::query_as(&sql)
+                .bind(organization_id)
+                .bind(&filter.topic)
+                .bind(&filter.shop_id)
+                .bind(filter.include_deleted)
+                .bind(limit)
+                .bind(start)
+                .fetch_all(p)
+                .await?;
+            let total = sqlx::query_scalar(&count_sql)
+                .bind(organization_id)
+                .bind(&filter.topic)
+                .bind(&filter.shop_id)
+                .bind(filter.include_deleted)
+                .fetch_one(p)
+                .await?;
+            (rows, total)
+        });
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|r| r.into_domain(&self.cipher))
+                .collect::<Result<_, _>>()?,
+            total,
+        })
+    }
+}
