@@ -165,3 +165,25 @@ impl FromRequestParts<AppState> for OrgAuth {
         Ok(OrgAuth { organization_id })
     }
 }
+
+/// `axum::extract::Query` answering in the envelope.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// `axum::extract::Path` answering in the envelope.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::Validation(vec![FieldError::new("query", rejection.body_text())])
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::Validation(vec![FieldError::new("path", rejection.body_text())])
+    }
+}

@@ -2,12 +2,12 @@
 //! plus `plugin`, `config` and `enabled`.
 
 use super::error::ApiError;
-use super::extract::{JsonBody, OrgAuth, Pagination};
+use super::extract::{JsonBody, OrgAuth, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
 use crate::model::{Authentication, Hook, Integration, Method, PluginRef, Secret, new_id, now_ms};
 use crate::secrets;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,12 +1,12 @@
 //! `/v1/organizations` (admin key): tenants and their API keys.
 
 use super::error::ApiError;
-use super::extract::{Admin, JsonBody, Pagination};
+use super::extract::{Admin, JsonBody, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, created, ok};
 use crate::model::{ApiKey, Organization, new_id, now_ms};
 use crate::secrets;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,11 +1,11 @@
 //! `/v1/plugins` (admin key): upload, list, and activate plugin versions.
 
 use super::error::ApiError;
-use super::extract::{Admin, JsonBody};
+use super::extract::{Admin, JsonBody, Path};
 use super::{AppState, Envelope, created, ok};
 use crate::plugin::{LoadError, PluginVersionInfo};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

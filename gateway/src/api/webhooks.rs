@@ -2,12 +2,12 @@
 //! several URLs, soft delete and secret rotation.
 
 use super::error::ApiError;
-use super::extract::{JsonBody, OrgAuth, PageRequest, Pagination};
+use super::extract::{JsonBody, OrgAuth, PageRequest, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
 use crate::model::{Method, PluginRef, Secret, Webhook, WebhookFilter, new_id, now_ms};
 use crate::secrets;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
