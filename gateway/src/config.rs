@@ -52,6 +52,21 @@ pub struct ServeArgs {
     /// How long a rotated-out signing secret keeps signing (e.g. `24h`).
     #[arg(long, env = "HOOKGATE_SECRET_ROTATION_OVERLAP", default_value = "24h")]
     pub secret_rotation_overlap: humantime::Duration,
+    /// Deliveries in flight at once.
+    #[arg(long, env = "HOOKGATE_WORKERS", default_value_t = 64)]
+    pub workers: usize,
+    /// Deliveries in flight at once to one host.
+    #[arg(long, env = "HOOKGATE_ENDPOINT_CONCURRENCY", default_value_t = 32)]
+    pub endpoint_concurrency: usize,
+    /// Connect and total timeout of one delivery attempt.
+    #[arg(long, env = "HOOKGATE_DELIVERY_TIMEOUT", default_value = "15s")]
+    pub delivery_timeout: humantime::Duration,
+    /// Disable a route after it has failed continuously this long.
+    #[arg(long, env = "HOOKGATE_DISABLE_AFTER", default_value = "5days")]
+    pub disable_after: humantime::Duration,
+    /// How long a claimed delivery is leased before another worker may take it.
+    #[arg(long, env = "HOOKGATE_LEASE", default_value = "60s")]
+    pub lease: humantime::Duration,
     /// Plugin sandbox limits.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -86,6 +101,8 @@ pub struct ServeSettings {
     pub secret_rotation_overlap: Duration,
     /// Sandbox limits.
     pub limits: crate::plugin::Limits,
+    /// Delivery workers.
+    pub workers: crate::worker::WorkerSettings,
 }
 
 impl ServeArgs {
@@ -123,11 +140,25 @@ impl ServeArgs {
             plugin_dir: self.plugin_dir,
             plugin_reuse,
             allow_private_destinations: self.allow_private_destinations,
-            retry_schedule,
+            retry_schedule: retry_schedule.clone(),
             max_body_bytes: self.max_body_bytes,
             max_plugin_bytes: self.max_plugin_bytes,
             secret_rotation_overlap: self.secret_rotation_overlap.into(),
             limits: self.limits.limits(),
+            workers: crate::worker::WorkerSettings {
+                concurrency: self.workers.max(1),
+                per_endpoint: self.endpoint_concurrency.max(1),
+                lease: self.lease.into(),
+                poll: Duration::from_millis(500),
+                disable_after: self.disable_after.into(),
+                http: crate::deliver::HttpSettings {
+                    timeout: self.delivery_timeout.into(),
+                    allow_private: self.allow_private_destinations,
+                },
+                retry: crate::record::RetryPolicy {
+                    schedule: retry_schedule,
+                },
+            },
         })
     }
 }

@@ -6,11 +6,18 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod authorize;
 pub mod cli;
 pub mod config;
+pub mod deliver;
+pub mod ingest;
 pub mod model;
 pub mod plugin;
+pub mod record;
 pub mod secrets;
 pub mod server;
+pub mod sign;
 pub mod ssrf;
 pub mod store;
+pub mod transform;
+pub mod worker;

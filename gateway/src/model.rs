@@ -221,3 +221,173 @@ pub struct WebhookFilter {
     /// Include soft-deleted ones.
     pub include_deleted: bool,
 }
+
+/// An event as accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Owner.
+    pub organization_id: String,
+    /// The caller's id, or one Hookgate made (`evt_…`).
+    pub id: String,
+    /// Hook type.
+    pub event_type: String,
+    /// Payload, as JSON text.
+    pub payload: String,
+    /// Shop, for subscription filters.
+    pub shop_id: Option<String>,
+    /// Accepted at.
+    pub created: EpochMs,
+}
+
+/// What a delivery goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// An integration's hook.
+    Integration,
+    /// A webhook subscription's URL.
+    Webhook,
+}
+
+impl TargetKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Integration => "integration",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "integration" => Some(Self::Integration),
+            "webhook" => Some(Self::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// One destination an event is routed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Integration or subscription.
+    pub target_kind: TargetKind,
+    /// Its id.
+    pub target_id: String,
+    /// The URL.
+    pub endpoint: String,
+    /// The method.
+    pub method: Method,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or in flight under a lease).
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Failed for good without exhausting retries (4xx, plugin error).
+    Failed,
+    /// Every attempt failed.
+    Dead,
+    /// The plugin dropped the event.
+    Dropped,
+    /// The route went away before delivery.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// Every status.
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Delivered,
+        Self::Failed,
+        Self::Dead,
+        Self::Dropped,
+        Self::Cancelled,
+    ];
+
+    /// Stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+            Self::Dropped => "dropped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// One HTTP request to send, with its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `dlv_…`; also the `webhook-id` the receiver sees.
+    pub id: String,
+    /// Owner.
+    pub organization_id: String,
+    /// The event.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// Integration or subscription.
+    pub target_kind: TargetKind,
+    /// Its id.
+    pub target_id: String,
+    /// URL.
+    pub endpoint: String,
+    /// Method.
+    pub method: Method,
+    /// State.
+    pub status: DeliveryStatus,
+    /// Whether the body below is the final one (transform done).
+    pub transformed: bool,
+    /// The body to send.
+    pub body: Option<Vec<u8>>,
+    /// Its content type.
+    pub content_type: Option<String>,
+    /// Extra headers from the plugin.
+    pub headers: Vec<(String, String)>,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Attempts made before the last replay.
+    pub attempt_base: i64,
+    /// When the next attempt is due.
+    pub next_attempt_at: EpochMs,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Last HTTP status.
+    pub last_status: Option<i64>,
+    /// Created.
+    pub created: EpochMs,
+    /// Last change.
+    pub modified: EpochMs,
+    /// When it reached a final status.
+    pub completed: Option<EpochMs>,
+}
+
+/// One attempt at a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The delivery.
+    pub delivery_id: String,
+    /// 1, 2, …
+    pub attempt: i64,
+    /// When it started.
+    pub started: EpochMs,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The receiver's status code, if it answered.
+    pub status_code: Option<i64>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// The start of the response body (≤ 4 KiB).
+    pub response_excerpt: Option<String>,
+}

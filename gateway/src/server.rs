@@ -6,6 +6,7 @@ use crate::config::ServeSettings;
 use crate::plugin::{InstanceMode, Registry, Runtime, RuntimeConfig};
 use crate::secrets::Cipher;
 use crate::store::Store;
+use crate::worker::Pipeline;
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ pub struct Gateway {
     pub store: Store,
     /// Loaded plugins.
     pub registry: Arc<Registry>,
+    /// The delivery pipeline.
+    pub pipeline: Arc<Pipeline>,
 }
 
 /// Builds everything from `settings` and serves on `listener` until
@@ -29,13 +32,16 @@ pub async fn run(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (state, _gateway) = build(&settings, cancel.clone()).await?;
+    let (state, gateway) = build(&settings, cancel.clone()).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = state.store.kind(), "hookgate listening");
     let store = state.store.clone();
+    let workers = tokio::spawn(gateway.pipeline.clone().run(cancel.clone()));
     axum::serve(listener, api::app(state))
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await?;
+    // Stop claiming, finish or release what is in flight, then close.
+    workers.await?;
     store.close().await;
     tracing::info!("hookgate stopped");
     Ok(())
@@ -89,7 +95,9 @@ pub async fn build(
             "no admin key set (--admin-key / HOOKGATE_ADMIN_KEY): organization and plugin routes will answer 401"
         );
     }
+    let pipeline = Pipeline::new(store.clone(), registry.clone(), settings.workers.clone());
     let state = AppState {
+        pipeline: pipeline.clone(),
         store: store.clone(),
         registry: registry.clone(),
         keys: Arc::new(KeyCache::default()),
@@ -100,7 +108,14 @@ pub async fn build(
         max_plugin_bytes: settings.max_plugin_bytes,
         metrics: metrics_handle(),
     };
-    Ok((state, Gateway { store, registry }))
+    Ok((
+        state,
+        Gateway {
+            store,
+            registry,
+            pipeline,
+        },
+    ))
 }
 
 fn cipher(settings: &ServeSettings) -> anyhow::Result<Cipher> {

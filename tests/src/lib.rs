@@ -1,6 +1,8 @@
 //! Shared helpers for the black-box tests: build the real plugins and the
 //! real `hookgate` binary once, and hand their paths to the tests.
 
+pub mod peers;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -156,12 +158,24 @@ pub struct GatewayOptions {
     pub database_url: Option<String>,
     /// Extra `hookgate serve` flags.
     pub args: Vec<String>,
+    /// Refuse private destinations (the production default); test gateways
+    /// allow loopback otherwise.
+    pub strict: bool,
 }
 
 impl TestGateway {
     /// Starts a gateway on SQLite with loopback destinations allowed.
     pub async fn start() -> Self {
         Self::start_with(GatewayOptions::default()).await
+    }
+
+    /// Starts a gateway that refuses private destinations.
+    pub async fn start_strict() -> Self {
+        Self::start_with(GatewayOptions {
+            strict: true,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Starts a gateway with `options`.
@@ -173,10 +187,12 @@ impl TestGateway {
             "serve".into(),
             "--admin-key".into(),
             ADMIN_KEY.into(),
-            "--allow-private-destinations".into(),
             "--data-dir".into(),
             data_dir.path().display().to_string(),
         ];
+        if !options.strict {
+            argv.push("--allow-private-destinations".into());
+        }
         if let Some(url) = &options.database_url {
             argv.extend(["--database-url".into(), url.clone()]);
             argv.extend([

@@ -52,6 +52,10 @@ pub struct IntegrationIn {
     #[schema(read_only)]
     #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
     pub disabled_reason: Option<String>,
+    /// Read-only (shown once, on create); ignored. Rotate it instead.
+    #[schema(read_only)]
+    #[allow(dead_code)] // accepted so a created object can be sent back; ignored
+    pub signing_secret: Option<String>,
 }
 
 /// One hook.

@@ -3,6 +3,7 @@
 //! module knows axum.
 
 pub mod error;
+mod events;
 pub mod extract;
 mod integrations;
 mod keys;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Largest accepted plugin upload.
     pub max_plugin_bytes: usize,
+    /// The delivery pipeline (woken after ingest).
+    pub pipeline: Arc<crate::worker::Pipeline>,
     /// Prometheus exporter, when installed.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -228,6 +231,12 @@ fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(events::accept))
+        .routes(routes!(events::get_event))
+        .routes(routes!(events::list))
+        .routes(routes!(events::get))
+        .routes(routes!(events::replay))
+        .routes(routes!(events::replay_many))
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::upload, plugins::get))
         .routes(routes!(plugins::activate))

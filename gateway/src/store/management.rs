@@ -416,30 +416,34 @@ impl Store {
         start: i64,
         limit: i64,
     ) -> Result<Page<Webhook>, StoreError> {
-        // NULL filters match everything; written once for both dialects.
-        let condition = "organization_id = $1 AND ($2 IS NULL OR topic = $2) AND ($3 IS NULL OR shop_id = $3) \
-                         AND ($4 OR NOT deleted)";
+        // Only the filters given, so each query walks one index.
+        let mut condition = String::from("organization_id = $1");
+        let mut params: Vec<&str> = Vec::new();
+        if !filter.include_deleted {
+            condition.push_str(" AND deleted = FALSE");
+        }
+        for (column, value) in [("topic", &filter.topic), ("shop_id", &filter.shop_id)] {
+            if let Some(value) = value {
+                params.push(value);
+                condition.push_str(&format!(" AND {column} = ${}", params.len() + 1));
+            }
+        }
+        let n = params.len();
         let sql = format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE {condition} ORDER BY created, id LIMIT $5 OFFSET $6"
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE {condition} ORDER BY created, id LIMIT ${} OFFSET ${}",
+            n + 2,
+            n + 3
         );
         let count_sql = format!("SELECT COUNT(*) FROM webhooks WHERE {condition}");
         let (rows, total): (Vec<WebhookRow>, i64) = with_pool!(self, |p| {
-            let rows = sqlx::query_as(&sql)
-                .bind(organization_id)
-                .bind(&filter.topic)
-                .bind(&filter.shop_id)
-                .bind(filter.include_deleted)
-                .bind(limit)
-                .bind(start)
-                .fetch_all(p)
-                .await?;
-            let total = sqlx::query_scalar(&count_sql)
-                .bind(organization_id)
-                .bind(&filter.topic)
-                .bind(&filter.shop_id)
-                .bind(filter.include_deleted)
-                .fetch_one(p)
-                .await?;
+            let mut query = sqlx::query_as(&sql).bind(organization_id);
+            let mut count = sqlx::query_scalar(&count_sql).bind(organization_id);
+            for value in &params {
+                query = query.bind(*value);
+                count = count.bind(*value);
+            }
+            let rows = query.bind(limit).bind(start).fetch_all(p).await?;
+            let total = count.fetch_one(p).await?;
             (rows, total)
         });
         Ok(Page {

@@ -7,6 +7,9 @@
 //! decrypted on the way out, here and nowhere else.
 
 mod management;
+mod pipeline;
+
+pub use pipeline::{AttemptRecord, DeliveryFilter, Ingested};
 mod rows;
 
 use crate::secrets::Cipher;

@@ -1,0 +1,46 @@
+//! The ingest stage: validate an event, store it and one delivery per route
+//! in one transaction (routing is the `integration_hooks` and `webhooks`
+//! tables, read inside that transaction), wake the workers. The caller
+//! answers 202 only after this returns.
+
+use crate::model::{Event, new_id, now_ms};
+use crate::store::{Ingested, Store, StoreError};
+use crate::worker::Pipeline;
+
+/// A validated event to accept.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The caller's id, when given (idempotency key).
+    pub id: Option<String>,
+    /// Hook type.
+    pub event_type: String,
+    /// Payload, JSON text.
+    pub payload: String,
+    /// Shop.
+    pub shop_id: Option<String>,
+}
+
+/// Accepts `event` for `organization_id`.
+pub async fn accept(
+    store: &Store,
+    pipeline: &Pipeline,
+    organization_id: &str,
+    event: NewEvent,
+) -> Result<Ingested, StoreError> {
+    let event = Event {
+        organization_id: organization_id.to_owned(),
+        id: event.id.unwrap_or_else(|| new_id("evt")),
+        event_type: event.event_type,
+        payload: event.payload,
+        shop_id: event.shop_id,
+        created: now_ms(),
+    };
+    let ingested = store.ingest(&event).await?;
+    if ingested.created {
+        crate::worker::event_created(&event);
+        if !ingested.deliveries.is_empty() {
+            pipeline.wake();
+        }
+    }
+    Ok(ingested)
+}

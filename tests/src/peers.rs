@@ -1,0 +1,277 @@
+//! Real HTTP peers on loopback: a receiver that records what it gets and
+//! answers as scripted, and an OAuth2 token server.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("the body is JSON")
+    }
+}
+
+/// How a receiver answers its n-th request (0-based).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Wait this long first.
+    pub delay: Duration,
+    /// Extra response headers.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// Answer `status` at once.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+        }
+    }
+}
+
+type Script = dyn Fn(usize, &HeaderMap) -> Reply + Send + Sync;
+
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    count: AtomicUsize,
+    script: Box<Script>,
+}
+
+/// A webhook receiver on 127.0.0.1.
+pub struct Receiver {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    state: Arc<ReceiverState>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").field("url", &self.url).finish()
+    }
+}
+
+impl Receiver {
+    /// A receiver that answers 200 to everything.
+    pub async fn ok() -> Self {
+        Self::scripted(|_, _| Reply::status(200)).await
+    }
+
+    /// A receiver that answers as `script` says.
+    pub async fn scripted(
+        script: impl Fn(usize, &HeaderMap) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let state = Arc::new(ReceiverState {
+            received: Mutex::default(),
+            count: AtomicUsize::new(0),
+            script: Box::new(script),
+        });
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            state,
+            _server: server,
+        }
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    /// Waits until at least `n` requests arrived (10 s at most).
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        self.wait_for_within(n, Duration::from_secs(10)).await
+    }
+
+    /// Waits until at least `n` requests arrived, at most `limit`.
+    pub async fn wait_for_within(&self, n: usize, limit: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited for {n} requests, got {}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = state.count.fetch_add(1, Ordering::SeqCst);
+    let reply = (state.script)(n, &headers);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    state.received.lock().expect("lock").push(Received {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        at: Instant::now(),
+    });
+    let mut response = (
+        StatusCode::from_u16(reply.status).expect("status"),
+        "receiver says hi",
+    )
+        .into_response();
+    for (name, value) in reply.headers {
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header"));
+    }
+    response
+}
+
+struct TokenState {
+    fetches: AtomicUsize,
+    down: AtomicBool,
+    client_id: String,
+    client_secret: String,
+    expires_in: u64,
+}
+
+/// An OAuth2 token endpoint (client_credentials, HTTP Basic or form) on 127.0.0.1.
+pub struct TokenServer {
+    /// `http://127.0.0.1:PORT/token`
+    pub url: String,
+    state: Arc<TokenState>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TokenServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenServer")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl TokenServer {
+    /// Issues `tok-1`, `tok-2`, … to `client_id`/`client_secret`.
+    pub async fn start(client_id: &str, client_secret: &str, expires_in: u64) -> Self {
+        let state = Arc::new(TokenState {
+            fetches: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            expires_in,
+        });
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(issue))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            state,
+            _server: server,
+        }
+    }
+
+    /// Tokens issued so far.
+    pub fn fetches(&self) -> usize {
+        self.state.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes the endpoint answer 503 (true) or work (false).
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+}
+
+async fn issue(State(state): State<Arc<TokenState>>, headers: HeaderMap, body: String) -> Response {
+    use base64::Engine as _;
+    if state.down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(s.as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .next()
+            .unwrap_or_default()
+    };
+    let (id, secret) = match basic.as_deref().and_then(|b| b.split_once(':')) {
+        Some((id, secret)) => (decode(id), decode(secret)),
+        None => (
+            field("client_id").unwrap_or_default(),
+            field("client_secret").unwrap_or_default(),
+        ),
+    };
+    if field("grant_type").as_deref() != Some("client_credentials")
+        || id != state.client_id
+        || secret != state.client_secret
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let n = state.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+    axum::Json(serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "bearer", "expires_in": state.expires_in})).into_response()
+}
