@@ -344,3 +344,58 @@ fn uuid_simple() -> String {
         .unwrap_or(0);
     format!("{:x}{:x}", nanos, std::process::id())
 }
+
+/// A `hookgate serve` process (the real binary), for crash tests.
+#[derive(Debug)]
+pub struct GatewayProcess {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl GatewayProcess {
+    /// Starts the binary on `port` over `data_dir`, with loopback allowed,
+    /// and waits until it is ready.
+    pub async fn spawn(data_dir: &Path, port: u16, extra: &[&str]) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("gateway.log"))
+            .expect("log file");
+        let child = Command::new(hookgate_bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-key", ADMIN_KEY, "--allow-private-destinations", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("HOOKGATE_LOG", "warn")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn hookgate");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..400 {
+            if http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Self { url, child };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("hookgate did not become ready; see {}", data_dir.join("gateway.log").display());
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

@@ -280,7 +280,7 @@ impl Store {
         &self,
         delivery: &Delivery,
         owner: &str,
-        requests: &[(Vec<u8>, String, Vec<(String, String)>)],
+        requests: &[crate::transform::Prepared],
         now: EpochMs,
     ) -> Result<Vec<String>, StoreError> {
         let Some((first, rest)) = requests.split_first() else {
