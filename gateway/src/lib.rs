@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod demo;
 pub mod ingest;
 pub mod model;
 pub mod plugin;

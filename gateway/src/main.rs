@@ -19,6 +19,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => {
+            let settings = args.settings()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let on_signal = cancel.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    on_signal.cancel();
+                });
+                hookgate::demo::run(settings, cancel).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(args) => {
             let settings = args.settings()?;
             let runtime = tokio::runtime::Runtime::new()?;

@@ -363,7 +363,15 @@ impl GatewayProcess {
             .open(data_dir.join("gateway.log"))
             .expect("log file");
         let child = Command::new(hookgate_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-key", ADMIN_KEY, "--allow-private-destinations", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-key",
+                ADMIN_KEY,
+                "--allow-private-destinations",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env("HOOKGATE_LOG", "warn")
@@ -374,12 +382,20 @@ impl GatewayProcess {
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..400 {
-            if http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(format!("{url}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Self { url, child };
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        panic!("hookgate did not become ready; see {}", data_dir.join("gateway.log").display());
+        panic!(
+            "hookgate did not become ready; see {}",
+            data_dir.join("gateway.log").display()
+        );
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -397,5 +413,9 @@ impl Drop for GatewayProcess {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }

@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(Box<crate::config::ServeArgs>),
+    /// Run the gateway with a local token endpoint and receiver, set up a
+    /// demo organization, post sample events and show them arrive.
+    Demo(Box<crate::config::ServeArgs>),
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
