@@ -6,6 +6,7 @@
 //! columns hold ciphertext only: secrets are encrypted on the way in and
 //! decrypted on the way out, here and nowhere else.
 
+mod batch;
 mod management;
 mod pipeline;
 
@@ -50,7 +51,12 @@ enum Backend {
 /// The gateway's database.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads and the management API's writes.
     backend: Backend,
+    /// The one writer of the delivery pipeline's hot path (claims).
+    writer: Backend,
+    /// Group commit for ingests and delivery records, on `writer`.
+    batcher: batch::Batcher,
     cipher: Cipher,
 }
 
@@ -66,6 +72,17 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// [`with_pool!`] on the hot path's writer.
+macro_rules! with_writer {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.writer {
+            Backend::Sqlite($p) => $body,
+            Backend::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_writer;
+
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite
     /// file when missing, and runs the migrations.
@@ -78,6 +95,8 @@ impl Store {
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             Self {
+                batcher: batch::Batcher::postgres(pool.clone()),
+                writer: Backend::Postgres(pool.clone()),
                 backend: Backend::Postgres(pool),
                 cipher,
             }
@@ -91,10 +110,19 @@ impl Store {
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            // SQLite has one writer at a time: give the hot path one
+            // connection so writers queue in order instead of sleeping in
+            // the busy handler.
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
             Self {
+                batcher: batch::Batcher::sqlite(writer.clone()),
+                writer: Backend::Sqlite(writer),
                 backend: Backend::Sqlite(pool),
                 cipher,
             }
@@ -121,6 +149,7 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        with_writer!(self, |p| p.close().await);
         with_pool!(self, |p| p.close().await);
     }
 }

@@ -1,10 +1,10 @@
 //! Events, delivery jobs (the durable queue), attempts and route health.
 
+use super::batch::{DeliveryKey, WriteOp, WriteResult};
 use super::rows::method;
-use super::{Backend, Store, StoreError, with_pool};
-use crate::model::{
-    Attempt, Delivery, DeliveryStatus, EpochMs, Event, Method, Page, Route, TargetKind, new_id,
-};
+use super::{Backend, Store, StoreError, with_pool, with_writer};
+use crate::model::{Attempt, Delivery, DeliveryStatus, EpochMs, Event, Page, TargetKind};
+use crate::transform::Prepared;
 
 const DELIVERY_COLUMNS: &str = "id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, \
      status, transformed, body, content_type, headers, attempts, attempt_base, next_attempt_at, last_error, last_status, \
@@ -103,113 +103,96 @@ pub struct DeliveryFilter {
 }
 
 impl Store {
-    /// Stores `event` and one delivery per route in ONE transaction. The
-    /// same event id again creates nothing and reports what exists.
+    /// Stores `event` and one delivery per route in ONE transaction (shared
+    /// with other writes queued at the same moment: group commit). The same
+    /// event id again creates nothing and reports what exists.
     pub async fn ingest(&self, event: &Event) -> Result<Ingested, StoreError> {
-        let postgres = matches!(self.backend, Backend::Postgres(_));
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            // Write first: on SQLite the transaction takes the write lock
-            // here instead of upgrading a read later.
-            let inserted = sqlx::query(
-                "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(&event.organization_id)
-            .bind(&event.id)
-            .bind(&event.event_type)
-            .bind(&event.payload)
-            .bind(&event.shop_id)
-            .bind(event.created)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                let deliveries: Vec<String> = sqlx::query_scalar(
-                    "SELECT id FROM deliveries WHERE organization_id = $1 AND event_id = $2 ORDER BY id",
-                )
-                .bind(&event.organization_id)
-                .bind(&event.id)
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                return Ok(Ingested {
-                    event_id: event.id.clone(),
-                    deliveries,
-                    created: false,
-                });
-            }
-            let _ = postgres;
-            let hooks: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT h.integration_id, h.endpoint, h.method FROM integration_hooks h \
-                 JOIN integrations i ON i.id = h.integration_id \
-                 WHERE h.organization_id = $1 AND h.hook_type = $2 AND i.enabled AND i.disabled_reason IS NULL \
-                 ORDER BY h.integration_id, h.position",
-            )
-            .bind(&event.organization_id)
-            .bind(&event.event_type)
-            .fetch_all(&mut *tx)
-            .await?;
-            let webhooks: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT id, urls, method FROM webhooks \
-                 WHERE organization_id = $1 AND topic = $2 AND NOT deleted AND disabled_reason IS NULL \
-                 AND (shop_id IS NULL OR $3 IS NULL OR shop_id = $3) ORDER BY created, id",
-            )
-            .bind(&event.organization_id)
-            .bind(&event.event_type)
-            .bind(&event.shop_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut routes: Vec<Route> = Vec::new();
-            for (id, endpoint, m) in hooks {
-                routes.push(Route {
-                    target_kind: TargetKind::Integration,
-                    target_id: id,
-                    endpoint,
-                    method: method(&m)?,
-                });
-            }
-            for (id, urls, m) in webhooks {
-                let urls: Vec<String> = serde_json::from_str(&urls)
-                    .map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
-                let m: Method = method(&m)?;
-                for endpoint in urls {
-                    routes.push(Route {
-                        target_kind: TargetKind::Webhook,
-                        target_id: id.clone(),
-                        endpoint,
-                        method: m,
-                    });
-                }
-            }
-            let mut ids = Vec::with_capacity(routes.len());
-            for route in &routes {
-                let id = new_id("dlv");
-                sqlx::query(
-                    "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
-                     method, status, transformed, next_attempt_at, created, modified) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', FALSE, $9, $9, $9)",
-                )
-                .bind(&id)
-                .bind(&event.organization_id)
-                .bind(&event.id)
-                .bind(&event.event_type)
-                .bind(route.target_kind.as_str())
-                .bind(&route.target_id)
-                .bind(&route.endpoint)
-                .bind(route.method.as_str())
-                .bind(event.created)
-                .execute(&mut *tx)
-                .await?;
-                ids.push(id);
-            }
-            tx.commit().await?;
-            Ok(Ingested {
-                event_id: event.id.clone(),
-                deliveries: ids,
-                created: true,
-            })
-        })
+        match self.batcher.submit(WriteOp::Ingest(event.clone())).await? {
+            WriteResult::Ingested(ingested) => Ok(ingested),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
+    }
+
+    /// Stores a transform's result: the first request on the delivery, the
+    /// rest as new deliveries of the same event and route. Fenced by the
+    /// lease ([`StoreError::NotFound`] when it was lost). Returns the ids
+    /// of the new deliveries.
+    pub async fn store_transform(
+        &self,
+        delivery: &Delivery,
+        owner: &str,
+        requests: &[Prepared],
+        now: EpochMs,
+    ) -> Result<Vec<String>, StoreError> {
+        let op = WriteOp::StoreTransform {
+            delivery: DeliveryKey {
+                id: delivery.id.clone(),
+                organization_id: delivery.organization_id.clone(),
+                event_id: delivery.event_id.clone(),
+                event_type: delivery.event_type.clone(),
+                target_kind: delivery.target_kind,
+                target_id: delivery.target_id.clone(),
+                endpoint: delivery.endpoint.clone(),
+                method: delivery.method,
+            },
+            owner: owner.to_owned(),
+            requests: requests.to_vec(),
+            now,
+        };
+        match self.batcher.submit(op).await? {
+            WriteResult::Added(Some(ids)) => Ok(ids),
+            WriteResult::Added(None) => Err(StoreError::NotFound),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
+    }
+
+    /// Records an attempt and the delivery's new state, releasing the lease.
+    /// Fenced: does nothing (and says so) when `owner` lost the lease.
+    pub async fn record_attempt(
+        &self,
+        delivery_id: &str,
+        owner: &str,
+        record: &AttemptRecord,
+    ) -> Result<bool, StoreError> {
+        let op = WriteOp::RecordAttempt {
+            delivery_id: delivery_id.to_owned(),
+            owner: owner.to_owned(),
+            record: record.clone(),
+        };
+        match self.batcher.submit(op).await? {
+            WriteResult::Done(held) => Ok(held),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
+    }
+
+    /// Sets a final status without an attempt (dropped, cancelled).
+    pub async fn finish_without_attempt(
+        &self,
+        delivery_id: &str,
+        owner: &str,
+        status: DeliveryStatus,
+        reason: &str,
+        now: EpochMs,
+    ) -> Result<bool, StoreError> {
+        let op = WriteOp::Finish {
+            delivery_id: delivery_id.to_owned(),
+            owner: owner.to_owned(),
+            status,
+            reason: reason.to_owned(),
+            now,
+        };
+        match self.batcher.submit(op).await? {
+            WriteResult::Done(held) => Ok(held),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected write result {other:?}"
+            ))),
+        }
     }
 
     /// An event of `organization_id`.
@@ -254,7 +237,7 @@ impl Store {
                AND (lease_expires IS NULL OR lease_expires < $3) ORDER BY next_attempt_at LIMIT $4{lock}) \
              RETURNING {DELIVERY_COLUMNS}"
         );
-        let rows: Vec<DeliveryRow> = with_pool!(self, |p| sqlx::query_as(&sql)
+        let rows: Vec<DeliveryRow> = with_writer!(self, |p| sqlx::query_as(&sql)
             .bind(owner)
             .bind(lease_until)
             .bind(now)
@@ -273,144 +256,9 @@ impl Store {
         .await?))
     }
 
-    /// Stores a transform's result: the first request on `delivery_id`, the
-    /// rest as new deliveries of the same event and route. Fenced by the
-    /// lease. Returns the ids of the new deliveries.
-    pub async fn store_transform(
-        &self,
-        delivery: &Delivery,
-        owner: &str,
-        requests: &[crate::transform::Prepared],
-        now: EpochMs,
-    ) -> Result<Vec<String>, StoreError> {
-        let Some((first, rest)) = requests.split_first() else {
-            return Ok(Vec::new());
-        };
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE deliveries SET transformed = TRUE, body = $1, content_type = $2, headers = $3, modified = $4 \
-                 WHERE id = $5 AND lease_owner = $6",
-            )
-            .bind(&first.0)
-            .bind(&first.1)
-            .bind(serde_json::to_string(&first.2).unwrap_or_default())
-            .bind(now)
-            .bind(&delivery.id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            let mut ids = Vec::new();
-            for (body, content_type, headers) in rest {
-                let id = new_id("dlv");
-                sqlx::query(
-                    "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
-                     method, status, transformed, body, content_type, headers, next_attempt_at, created, modified) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', TRUE, $9, $10, $11, $12, $12, $12)",
-                )
-                .bind(&id)
-                .bind(&delivery.organization_id)
-                .bind(&delivery.event_id)
-                .bind(&delivery.event_type)
-                .bind(delivery.target_kind.as_str())
-                .bind(&delivery.target_id)
-                .bind(&delivery.endpoint)
-                .bind(delivery.method.as_str())
-                .bind(body)
-                .bind(content_type)
-                .bind(serde_json::to_string(headers).unwrap_or_default())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                ids.push(id);
-            }
-            tx.commit().await?;
-            Ok(ids)
-        })
-    }
-
-    /// Records an attempt and the delivery's new state, releasing the lease.
-    /// Fenced: does nothing (and says so) when `owner` lost the lease.
-    pub async fn record_attempt(
-        &self,
-        delivery_id: &str,
-        owner: &str,
-        record: &AttemptRecord,
-    ) -> Result<bool, StoreError> {
-        let a = &record.attempt;
-        let completed =
-            (record.status != DeliveryStatus::Pending).then_some(a.started + a.duration_ms);
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
-                 last_status = $4, lease_owner = NULL, lease_expires = NULL, modified = $5, completed = $6 \
-                 WHERE id = $7 AND lease_owner = $8",
-            )
-            .bind(record.status.as_str())
-            .bind(record.next_attempt_at)
-            .bind(&a.error)
-            .bind(a.status_code)
-            .bind(a.started + a.duration_ms)
-            .bind(completed)
-            .bind(delivery_id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, error, response_excerpt) \
-                 VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4, $5, $6)",
-            )
-            .bind(delivery_id)
-            .bind(a.started)
-            .bind(a.duration_ms)
-            .bind(a.status_code)
-            .bind(&a.error)
-            .bind(&a.response_excerpt)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-    }
-
-    /// Sets a final status without an attempt (dropped, cancelled).
-    pub async fn finish_without_attempt(
-        &self,
-        delivery_id: &str,
-        owner: &str,
-        status: DeliveryStatus,
-        reason: &str,
-        now: EpochMs,
-    ) -> Result<bool, StoreError> {
-        let updated = with_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE deliveries SET status = $1, last_error = $2, lease_owner = NULL, lease_expires = NULL, modified = $3, \
-             completed = $3 WHERE id = $4 AND lease_owner = $5"
-        )
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(delivery_id)
-        .bind(owner)
-        .execute(p)
-        .await?
-        .rows_affected()
-        });
-        Ok(updated > 0)
-    }
-
     /// Releases leases held by `owner` (graceful shutdown).
     pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        Ok(with_pool!(self, |p| {
+        Ok(with_writer!(self, |p| {
             sqlx::query(
             "UPDATE deliveries SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = $1 AND status = 'pending'"
         )

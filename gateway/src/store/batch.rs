@@ -1,0 +1,331 @@
+//! Group commit for the hot writes: ingests, transform results, attempt
+//! records and final statuses queue up while the previous transaction
+//! commits, and go to the database together in one transaction on one
+//! writer connection. On SQLite (synchronous=FULL) that is one fsync per
+//! batch instead of one per event, and no writer waits on a lock; on
+//! PostgreSQL, one commit per batch. A batch that fails is retried one
+//! operation per transaction, so one bad operation fails alone.
+
+use super::rows::method;
+use super::{AttemptRecord, Ingested, StoreError};
+use crate::model::{DeliveryStatus, EpochMs, Event, Method, Route, TargetKind, new_id};
+use crate::transform::Prepared;
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most operations in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// A delivery's identity, enough to fan a transform out.
+#[derive(Debug, Clone)]
+pub(super) struct DeliveryKey {
+    pub id: String,
+    pub organization_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub target_kind: TargetKind,
+    pub target_id: String,
+    pub endpoint: String,
+    pub method: Method,
+}
+
+/// One write.
+#[derive(Debug)]
+pub(super) enum WriteOp {
+    Ingest(Event),
+    StoreTransform {
+        delivery: DeliveryKey,
+        owner: String,
+        requests: Vec<Prepared>,
+        now: EpochMs,
+    },
+    RecordAttempt {
+        delivery_id: String,
+        owner: String,
+        record: AttemptRecord,
+    },
+    Finish {
+        delivery_id: String,
+        owner: String,
+        status: DeliveryStatus,
+        reason: String,
+        now: EpochMs,
+    },
+}
+
+/// What a write did.
+#[derive(Debug)]
+pub(super) enum WriteResult {
+    Ingested(Ingested),
+    /// New delivery ids, or `None` when the lease was lost.
+    Added(Option<Vec<String>>),
+    /// Whether the lease was still held.
+    Done(bool),
+}
+
+type Reply = oneshot::Sender<Result<WriteResult, StoreError>>;
+
+/// The sending side, held by the store.
+#[derive(Debug, Clone)]
+pub(super) struct Batcher {
+    tx: mpsc::Sender<(WriteOp, Reply)>,
+}
+
+impl Batcher {
+    pub(super) fn sqlite(pool: SqlitePool) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run_sqlite(pool, rx));
+        Self { tx }
+    }
+
+    pub(super) fn postgres(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run_postgres(pool, rx));
+        Self { tx }
+    }
+
+    pub(super) async fn submit(&self, op: WriteOp) -> Result<WriteResult, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((op, reply))
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+    }
+}
+
+/// The batch loop for one driver: the same code, compiled per driver.
+macro_rules! batch_loop {
+    ($name:ident, $apply:ident, $pool:ty, $db:ty) => {
+        async fn $name(pool: $pool, mut rx: mpsc::Receiver<(WriteOp, Reply)>) {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(item) => batch.push(item),
+                        Err(_) => break,
+                    }
+                }
+                metrics::histogram!("hookgate_write_batch_size").record(batch.len() as f64);
+                let together: Result<Vec<WriteResult>, StoreError> = async {
+                    let mut tx = pool.begin().await?;
+                    let mut results = Vec::with_capacity(batch.len());
+                    for (op, _) in &batch {
+                        results.push($apply(&mut tx, op).await?);
+                    }
+                    tx.commit().await?;
+                    Ok(results)
+                }
+                .await;
+                match together {
+                    Ok(results) => {
+                        for ((_, reply), result) in batch.into_iter().zip(results) {
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
+                    Err(error) if batch.len() == 1 => {
+                        let (_, reply) = batch.pop().expect("one");
+                        let _ = reply.send(Err(error));
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, size = batch.len(), "write batch failed; retrying one by one");
+                        for (op, reply) in batch {
+                            let alone: Result<WriteResult, StoreError> = async {
+                                let mut tx = pool.begin().await?;
+                                let result = $apply(&mut tx, &op).await?;
+                                tx.commit().await?;
+                                Ok(result)
+                            }
+                            .await;
+                            let _ = reply.send(alone);
+                        }
+                    }
+                }
+            }
+        }
+
+        async fn $apply(tx: &mut sqlx::Transaction<'static, $db>, op: &WriteOp) -> Result<WriteResult, StoreError> {
+            match op {
+                WriteOp::Ingest(event) => {
+                    let inserted = sqlx::query(
+                        "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&event.organization_id)
+                    .bind(&event.id)
+                    .bind(&event.event_type)
+                    .bind(&event.payload)
+                    .bind(&event.shop_id)
+                    .bind(event.created)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        let deliveries: Vec<String> = sqlx::query_scalar(
+                            "SELECT id FROM deliveries WHERE organization_id = $1 AND event_id = $2 ORDER BY id",
+                        )
+                        .bind(&event.organization_id)
+                        .bind(&event.id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                        return Ok(WriteResult::Ingested(Ingested { event_id: event.id.clone(), deliveries, created: false }));
+                    }
+                    // Routing: read inside the same transaction as the event.
+                    let hooks: Vec<(String, String, String)> = sqlx::query_as(
+                        "SELECT h.integration_id, h.endpoint, h.method FROM integration_hooks h \
+                         JOIN integrations i ON i.id = h.integration_id \
+                         WHERE h.organization_id = $1 AND h.hook_type = $2 AND i.enabled AND i.disabled_reason IS NULL \
+                         ORDER BY h.integration_id, h.position",
+                    )
+                    .bind(&event.organization_id)
+                    .bind(&event.event_type)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let webhooks: Vec<(String, String, String)> = sqlx::query_as(
+                        "SELECT id, urls, method FROM webhooks \
+                         WHERE organization_id = $1 AND topic = $2 AND NOT deleted AND disabled_reason IS NULL \
+                         AND (shop_id IS NULL OR $3 IS NULL OR shop_id = $3) ORDER BY created, id",
+                    )
+                    .bind(&event.organization_id)
+                    .bind(&event.event_type)
+                    .bind(&event.shop_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let mut routes: Vec<Route> = Vec::new();
+                    for (id, endpoint, m) in hooks {
+                        routes.push(Route { target_kind: TargetKind::Integration, target_id: id, endpoint, method: method(&m)? });
+                    }
+                    for (id, urls, m) in webhooks {
+                        let urls: Vec<String> = serde_json::from_str(&urls).map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
+                        let m: Method = method(&m)?;
+                        for endpoint in urls {
+                            routes.push(Route { target_kind: TargetKind::Webhook, target_id: id.clone(), endpoint, method: m });
+                        }
+                    }
+                    let mut ids = Vec::with_capacity(routes.len());
+                    for route in &routes {
+                        let id = new_id("dlv");
+                        sqlx::query(
+                            "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
+                             method, status, transformed, next_attempt_at, created, modified) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', FALSE, $9, $9, $9)",
+                        )
+                        .bind(&id)
+                        .bind(&event.organization_id)
+                        .bind(&event.id)
+                        .bind(&event.event_type)
+                        .bind(route.target_kind.as_str())
+                        .bind(&route.target_id)
+                        .bind(&route.endpoint)
+                        .bind(route.method.as_str())
+                        .bind(event.created)
+                        .execute(&mut **tx)
+                        .await?;
+                        ids.push(id);
+                    }
+                    Ok(WriteResult::Ingested(Ingested { event_id: event.id.clone(), deliveries: ids, created: true }))
+                }
+                WriteOp::StoreTransform { delivery, owner, requests, now } => {
+                    let Some((first, rest)) = requests.split_first() else { return Ok(WriteResult::Added(Some(Vec::new()))) };
+                    let updated = sqlx::query(
+                        "UPDATE deliveries SET transformed = TRUE, body = $1, content_type = $2, headers = $3, modified = $4 \
+                         WHERE id = $5 AND lease_owner = $6",
+                    )
+                    .bind(&first.0)
+                    .bind(&first.1)
+                    .bind(serde_json::to_string(&first.2).unwrap_or_default())
+                    .bind(now)
+                    .bind(&delivery.id)
+                    .bind(owner)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if updated == 0 {
+                        return Ok(WriteResult::Added(None));
+                    }
+                    let mut ids = Vec::new();
+                    for (body, content_type, headers) in rest {
+                        let id = new_id("dlv");
+                        sqlx::query(
+                            "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
+                             method, status, transformed, body, content_type, headers, next_attempt_at, created, modified) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', TRUE, $9, $10, $11, $12, $12, $12)",
+                        )
+                        .bind(&id)
+                        .bind(&delivery.organization_id)
+                        .bind(&delivery.event_id)
+                        .bind(&delivery.event_type)
+                        .bind(delivery.target_kind.as_str())
+                        .bind(&delivery.target_id)
+                        .bind(&delivery.endpoint)
+                        .bind(delivery.method.as_str())
+                        .bind(body)
+                        .bind(content_type)
+                        .bind(serde_json::to_string(headers).unwrap_or_default())
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                        ids.push(id);
+                    }
+                    Ok(WriteResult::Added(Some(ids)))
+                }
+                WriteOp::RecordAttempt { delivery_id, owner, record } => {
+                    let a = &record.attempt;
+                    let completed = (record.status != DeliveryStatus::Pending).then_some(a.started + a.duration_ms);
+                    let updated = sqlx::query(
+                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+                         last_status = $4, lease_owner = NULL, lease_expires = NULL, modified = $5, completed = $6 \
+                         WHERE id = $7 AND lease_owner = $8",
+                    )
+                    .bind(record.status.as_str())
+                    .bind(record.next_attempt_at)
+                    .bind(&a.error)
+                    .bind(a.status_code)
+                    .bind(a.started + a.duration_ms)
+                    .bind(completed)
+                    .bind(delivery_id)
+                    .bind(owner)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if updated == 0 {
+                        return Ok(WriteResult::Done(false));
+                    }
+                    sqlx::query(
+                        "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, error, response_excerpt) \
+                         VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4, $5, $6)",
+                    )
+                    .bind(delivery_id)
+                    .bind(a.started)
+                    .bind(a.duration_ms)
+                    .bind(a.status_code)
+                    .bind(&a.error)
+                    .bind(&a.response_excerpt)
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(WriteResult::Done(true))
+                }
+                WriteOp::Finish { delivery_id, owner, status, reason, now } => {
+                    let updated = sqlx::query(
+                        "UPDATE deliveries SET status = $1, last_error = $2, lease_owner = NULL, lease_expires = NULL, modified = $3, \
+                         completed = $3 WHERE id = $4 AND lease_owner = $5",
+                    )
+                    .bind(status.as_str())
+                    .bind(reason)
+                    .bind(now)
+                    .bind(delivery_id)
+                    .bind(owner)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    Ok(WriteResult::Done(updated > 0))
+                }
+            }
+        }
+    };
+}
+
+batch_loop!(run_sqlite, apply_sqlite, SqlitePool, sqlx::Sqlite);
+batch_loop!(run_postgres, apply_postgres, PgPool, sqlx::Postgres);
