@@ -27,7 +27,7 @@ pub fn client(settings: &HttpSettings) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.timeout)
         .timeout(settings.timeout)
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(1024)
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("hookgate/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(GuardedResolver {

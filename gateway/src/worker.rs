@@ -84,10 +84,14 @@ impl Pipeline {
         while !cancel.is_cancelled() {
             while tasks.try_join_next().is_some() {}
             let free = slots.available_permits();
-            if free == 0 {
+            // Claim in chunks: one claim per finished job would put a write
+            // per delivery on the queue's hot row set.
+            let chunk = (self.settings.concurrency / 4).clamp(1, 32);
+            if free == 0 || (free < chunk && !tasks.is_empty()) {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tasks.join_next() => continue,
+                    _ = tokio::time::sleep(Duration::from_millis(2)), if free > 0 => {}
                 }
             }
             let now = now_ms();

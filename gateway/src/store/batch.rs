@@ -44,6 +44,14 @@ pub(super) enum WriteOp {
         owner: String,
         record: AttemptRecord,
     },
+    /// Lease due deliveries (the SQL differs by dialect).
+    Claim {
+        sql: String,
+        owner: String,
+        now: EpochMs,
+        lease_until: EpochMs,
+        limit: i64,
+    },
     Finish {
         delivery_id: String,
         owner: String,
@@ -61,6 +69,8 @@ pub(super) enum WriteResult {
     Added(Option<Vec<String>>),
     /// Whether the lease was still held.
     Done(bool),
+    /// Leased deliveries.
+    Claimed(Vec<super::pipeline::DeliveryRow>),
 }
 
 type Reply = oneshot::Sender<Result<WriteResult, StoreError>>;
@@ -98,8 +108,9 @@ impl Batcher {
 
 /// The batch loop for one driver: the same code, compiled per driver.
 macro_rules! batch_loop {
-    ($name:ident, $apply:ident, $pool:ty, $db:ty) => {
+    ($name:ident, $apply:ident, $pool:ty, $db:ty, $before:ident, $in_tx:ident) => {
         async fn $name(pool: $pool, mut rx: mpsc::Receiver<(WriteOp, Reply)>) {
+            let mut mode: Option<bool> = None;
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
@@ -109,8 +120,13 @@ macro_rules! batch_loop {
                     }
                 }
                 metrics::histogram!("hookgate_write_batch_size").record(batch.len() as f64);
+                // Only accepted events must be on disk before we answer;
+                // leases and attempt records may wait for the next sync.
+                let durable = batch.iter().any(|(op, _)| matches!(op, WriteOp::Ingest(_)));
                 let together: Result<Vec<WriteResult>, StoreError> = async {
+                    $before(&pool, durable, &mut mode).await?;
                     let mut tx = pool.begin().await?;
+                    $in_tx(&mut tx, durable).await?;
                     let mut results = Vec::with_capacity(batch.len());
                     for (op, _) in &batch {
                         results.push($apply(&mut tx, op).await?);
@@ -133,6 +149,7 @@ macro_rules! batch_loop {
                         tracing::debug!(%error, size = batch.len(), "write batch failed; retrying one by one");
                         for (op, reply) in batch {
                             let alone: Result<WriteResult, StoreError> = async {
+                                $before(&pool, true, &mut mode).await?;
                                 let mut tx = pool.begin().await?;
                                 let result = $apply(&mut tx, &op).await?;
                                 tx.commit().await?;
@@ -307,6 +324,16 @@ macro_rules! batch_loop {
                     .await?;
                     Ok(WriteResult::Done(true))
                 }
+                WriteOp::Claim { sql, owner, now, lease_until, limit } => {
+                    let rows = sqlx::query_as(sql)
+                        .bind(owner)
+                        .bind(lease_until)
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    Ok(WriteResult::Claimed(rows))
+                }
                 WriteOp::Finish { delivery_id, owner, status, reason, now } => {
                     let updated = sqlx::query(
                         "UPDATE deliveries SET status = $1, last_error = $2, lease_owner = NULL, lease_expires = NULL, modified = $3, \
@@ -327,5 +354,63 @@ macro_rules! batch_loop {
     };
 }
 
-batch_loop!(run_sqlite, apply_sqlite, SqlitePool, sqlx::Sqlite);
-batch_loop!(run_postgres, apply_postgres, PgPool, sqlx::Postgres);
+batch_loop!(
+    run_sqlite,
+    apply_sqlite,
+    SqlitePool,
+    sqlx::Sqlite,
+    sqlite_before,
+    sqlite_in_tx
+);
+batch_loop!(
+    run_postgres,
+    apply_postgres,
+    PgPool,
+    sqlx::Postgres,
+    postgres_before,
+    postgres_in_tx
+);
+
+/// SQLite sets durability per connection, outside a transaction: FULL
+/// (fsync at commit) for batches with events, NORMAL (fsync at checkpoint;
+/// still safe against a killed process) for the rest.
+async fn sqlite_before(
+    pool: &SqlitePool,
+    durable: bool,
+    mode: &mut Option<bool>,
+) -> Result<(), sqlx::Error> {
+    if *mode != Some(durable) {
+        let pragma = if durable {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        sqlx::query(pragma).execute(pool).await?;
+        *mode = Some(durable);
+    }
+    Ok(())
+}
+
+async fn sqlite_in_tx(
+    _: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    _: bool,
+) -> Result<(), sqlx::Error> {
+    Ok(())
+}
+
+async fn postgres_before(_: &PgPool, _: bool, _: &mut Option<bool>) -> Result<(), sqlx::Error> {
+    Ok(())
+}
+
+/// PostgreSQL sets it per transaction.
+async fn postgres_in_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    durable: bool,
+) -> Result<(), sqlx::Error> {
+    if !durable {
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@ const DELIVERY_COLUMNS: &str = "id, organization_id, event_id, event_type, targe
      created, modified, completed";
 
 #[derive(Debug, sqlx::FromRow)]
-struct DeliveryRow {
+pub(super) struct DeliveryRow {
     id: String,
     organization_id: String,
     event_id: String,
@@ -237,13 +237,22 @@ impl Store {
                AND (lease_expires IS NULL OR lease_expires < $3) ORDER BY next_attempt_at LIMIT $4{lock}) \
              RETURNING {DELIVERY_COLUMNS}"
         );
-        let rows: Vec<DeliveryRow> = with_writer!(self, |p| sqlx::query_as(&sql)
-            .bind(owner)
-            .bind(lease_until)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(p)
-            .await?);
+        // Through the batcher: the lease shares the batch's commit.
+        let op = WriteOp::Claim {
+            sql,
+            owner: owner.to_owned(),
+            now,
+            lease_until,
+            limit,
+        };
+        let rows = match self.batcher.submit(op).await? {
+            WriteResult::Claimed(rows) => rows,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unexpected write result {other:?}"
+                )));
+            }
+        };
         rows.into_iter().map(DeliveryRow::into_domain).collect()
     }
 
