@@ -26,6 +26,14 @@ impl Target {
         }
     }
 
+    /// The owning organization.
+    pub fn organization_id(&self) -> &str {
+        match self {
+            Self::Integration(i) => &i.organization_id,
+            Self::Webhook(w) => &w.organization_id,
+        }
+    }
+
     fn plugin(&self) -> Option<&PluginRef> {
         match self {
             Self::Integration(i) => i.plugin.as_ref(),

@@ -48,7 +48,14 @@ pub struct Pipeline {
     owner: String,
     wake: Notify,
     per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Routes read recently, by id: most deliveries go to a few routes.
+    targets: Mutex<HashMap<String, (Instant, Target)>>,
 }
+
+/// How long a route read from the database is reused. Changes made through
+/// this replica's API apply at once ([`Pipeline::forget_target`]); other
+/// replicas see them within this time.
+const TARGET_TTL: Duration = Duration::from_secs(1);
 
 impl Pipeline {
     /// A pipeline over `store` and `registry`.
@@ -61,6 +68,7 @@ impl Pipeline {
             owner: crate::model::new_id("worker"),
             wake: Notify::new(),
             per_endpoint: Mutex::default(),
+            targets: Mutex::default(),
             settings,
         })
     }
@@ -68,6 +76,14 @@ impl Pipeline {
     /// Wakes the workers (new jobs were committed).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Drops a route from the cache after it changed.
+    pub fn forget_target(&self, id: &str) {
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// Tokens fetched so far.
@@ -111,6 +127,19 @@ impl Pipeline {
                 }
             };
             let claimed = jobs.len();
+            // The payloads of the jobs still to transform, in one read.
+            let keys: Vec<(String, String)> = jobs
+                .iter()
+                .filter(|j| !j.transformed)
+                .map(|j| (j.organization_id.clone(), j.event_id.clone()))
+                .collect();
+            let mut events = match self.store.get_events(&keys).await {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read events; each job reads its own");
+                    HashMap::new()
+                }
+            };
             for job in jobs {
                 let permit = slots
                     .clone()
@@ -118,8 +147,9 @@ impl Pipeline {
                     .await
                     .expect("the semaphore is never closed");
                 let pipeline = self.clone();
+                let event = events.remove(&(job.organization_id.clone(), job.event_id.clone()));
                 tasks.spawn(async move {
-                    pipeline.process(job).await;
+                    pipeline.process(job, event).await;
                     drop(permit);
                 });
             }
@@ -155,15 +185,19 @@ impl Pipeline {
     }
 
     /// One job through every stage. Errors are recorded on the delivery.
-    async fn process(&self, delivery: Delivery) {
+    async fn process(&self, delivery: Delivery, event: Option<Event>) {
         let span = tracing::info_span!("delivery", delivery_id = %delivery.id, event_id = %delivery.event_id, route = %delivery.target_id);
         let _entered = span.enter();
-        if let Err(error) = self.try_process(delivery).await {
+        if let Err(error) = self.try_process(delivery, event).await {
             tracing::warn!(%error, "delivery step failed; the lease will expire and it will be retried");
         }
     }
 
-    async fn try_process(&self, mut delivery: Delivery) -> Result<(), StoreError> {
+    async fn try_process(
+        &self,
+        mut delivery: Delivery,
+        event: Option<Event>,
+    ) -> Result<(), StoreError> {
         let started = now_ms();
         let target = match self.load_target(&delivery).await? {
             Some(target) => target,
@@ -189,10 +223,14 @@ impl Pipeline {
 
         // transform
         if !delivery.transformed {
-            let event = self
-                .store
-                .get_event(&delivery.organization_id, &delivery.event_id)
-                .await?;
+            let event = match event {
+                Some(event) => event,
+                None => {
+                    self.store
+                        .get_event(&delivery.organization_id, &delivery.event_id)
+                        .await?
+                }
+            };
             match transform::transform(&self.registry, &event, &target).await {
                 Transformed::Requests(requests) => {
                     let added = self
@@ -410,6 +448,16 @@ impl Pipeline {
     }
 
     async fn load_target(&self, d: &Delivery) -> Result<Option<Target>, StoreError> {
+        if let Some((at, target)) = self
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&d.target_id)
+            && at.elapsed() < TARGET_TTL
+            && target.organization_id() == d.organization_id
+        {
+            return Ok(Some(target.clone()));
+        }
         let loaded = match d.target_kind {
             TargetKind::Integration => self
                 .store
@@ -423,7 +471,14 @@ impl Pipeline {
                 .map(|w| Target::Webhook(Box::new(w))),
         };
         match loaded {
-            Ok(target) => Ok(Some(target)),
+            Ok(target) => {
+                let mut cache = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() > 10_000 {
+                    cache.retain(|_, (at, _)| at.elapsed() < TARGET_TTL);
+                }
+                cache.insert(d.target_id.clone(), (Instant::now(), target.clone()));
+                Ok(Some(target))
+            }
             Err(StoreError::NotFound) => Ok(None),
             Err(other) => Err(other),
         }

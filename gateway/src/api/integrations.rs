@@ -520,6 +520,7 @@ pub async fn update(
         ..existing
     };
     state.store.update_integration(&integration).await?;
+    state.pipeline.forget_target(&integration.id);
     Ok(ok(
         "integration updated",
         IntegrationOut::from(&integration),
@@ -545,6 +546,7 @@ pub async fn delete(
         .delete_integration(&auth.organization_id, &id)
         .await
         .map_err(not_found)?;
+    state.pipeline.forget_target(&id);
     Ok(ok("integration deleted", IntegrationOut::from(&existing)))
 }
 

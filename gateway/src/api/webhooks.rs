@@ -350,6 +350,7 @@ pub async fn update(
         ..existing
     };
     state.store.update_webhook(&webhook).await?;
+    state.pipeline.forget_target(&webhook.id);
     Ok(ok("webhook updated", WebhookOut::from(&webhook)))
 }
 
@@ -397,6 +398,7 @@ async fn soft_delete(
         ..existing
     };
     state.store.update_webhook(&webhook).await?;
+    state.pipeline.forget_target(&webhook.id);
     tracing::info!(webhook_id = %webhook.id, "webhook deleted");
     Ok(ok("webhook deleted", WebhookOut::from(&webhook)))
 }
@@ -429,6 +431,7 @@ pub async fn rotate_secret(
         ..existing
     };
     state.store.update_webhook(&webhook).await?;
+    state.pipeline.forget_target(&webhook.id);
     tracing::info!(webhook_id = %webhook.id, "webhook secret rotated");
     let mut out = WebhookOut::from(&webhook);
     out.secret = Some(webhook.secret.expose().to_owned());

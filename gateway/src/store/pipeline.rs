@@ -219,6 +219,53 @@ impl Store {
         })
     }
 
+    /// The events of several deliveries at once (one query per claim
+    /// instead of one per delivery), by (organization, id).
+    pub async fn get_events(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<std::collections::HashMap<(String, String), Event>, StoreError> {
+        type Row = (String, String, String, String, Option<String>, i64);
+        let mut ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT organization_id, id, event_type, payload, shop_id, created FROM events WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let rows: Vec<Row> = with_pool!(self, |p| {
+            let mut query = sqlx::query_as(&sql);
+            for id in &ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(p).await?
+        });
+        let wanted: std::collections::HashSet<&(String, String)> = keys.iter().collect();
+        Ok(rows
+            .into_iter()
+            .filter(|(org, id, ..)| wanted.contains(&(org.clone(), id.clone())))
+            .map(
+                |(organization_id, id, event_type, payload, shop_id, created)| {
+                    (
+                        (organization_id.clone(), id.clone()),
+                        Event {
+                            organization_id,
+                            id,
+                            event_type,
+                            payload,
+                            shop_id,
+                            created,
+                        },
+                    )
+                },
+            )
+            .collect())
+    }
+
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
     pub async fn claim(
         &self,
