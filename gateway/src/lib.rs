@@ -14,6 +14,7 @@ pub mod demo;
 pub mod ingest;
 pub mod model;
 pub mod plugin;
+pub mod plugin_sync;
 pub mod record;
 pub mod secrets;
 pub mod server;

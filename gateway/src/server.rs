@@ -83,13 +83,25 @@ pub async fn build(
     if let Some(dir) = &settings.plugin_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create the plugin folder {}", dir.display()))?;
-        let scan_registry = registry.clone();
-        let scan_dir = dir.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || scan_registry.load_dir(&scan_dir)).await??;
-        tracing::info!(dir = %dir.display(), loaded, "plugin folder loaded");
-        registry.watch(dir.clone(), cancel)?;
     }
+    crate::plugin_sync::start(&store, &registry, settings.plugin_dir.as_deref()).await?;
+    let (loaded_tx, loaded_rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(dir) = &settings.plugin_dir {
+        registry.watch_with(
+            dir.clone(),
+            cancel.clone(),
+            Arc::new(move |files| {
+                let _ = loaded_tx.send(files);
+            }),
+        )?;
+        tracing::info!(dir = %dir.display(), "watching the plugin folder");
+    }
+    tokio::spawn(crate::plugin_sync::run(
+        store.clone(),
+        registry.clone(),
+        loaded_rx,
+        cancel.clone(),
+    ));
     if settings.admin_key.is_none() {
         tracing::warn!(
             "no admin key set (--admin-key / HOOKGATE_ADMIN_KEY): organization and plugin routes will answer 401"

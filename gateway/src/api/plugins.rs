@@ -72,11 +72,22 @@ pub async fn upload(
         .map_err(|_| ApiError::TooLarge)?;
     let registry = state.registry.clone();
     let installed_name = name.clone();
+    let bytes_for_store = bytes.to_vec();
     let plugin =
         tokio::task::spawn_blocking(move || registry.install(&installed_name, &bytes, true))
             .await
             .map_err(|e| ApiError::Internal(e.into()))?
             .map_err(load_error)?;
+    // Stored and made active in the database, so every replica follows.
+    crate::plugin_sync::publish(
+        &state.store,
+        &crate::plugin::LoadedFile {
+            name: name.clone(),
+            version: plugin.version().to_owned(),
+            bytes: bytes_for_store,
+        },
+    )
+    .await?;
     tracing::info!(plugin = %name, version = plugin.version(), "plugin uploaded");
     let info = state
         .registry

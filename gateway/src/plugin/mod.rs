@@ -10,6 +10,6 @@ mod runtime;
 mod types;
 
 pub use error::{LoadError, PluginError, PluginErrorKind};
-pub use registry::{PluginVersionInfo, Registry};
+pub use registry::{LoadedFile, OnLoaded, PluginVersionInfo, Registry};
 pub use runtime::{InstanceMode, Limits, Plugin, Runtime, RuntimeConfig};
 pub use types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};

@@ -17,6 +17,20 @@ use tokio_util::sync::CancellationToken;
 /// several steps.
 const SETTLE: Duration = Duration::from_millis(250);
 
+/// A plugin file the registry loaded from the folder.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    /// Plugin name (the file stem).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The component.
+    pub bytes: Vec<u8>,
+}
+
+/// Called with the files a folder rescan loaded.
+pub type OnLoaded = Arc<dyn Fn(Vec<LoadedFile>) + Send + Sync>;
+
 /// What a caller sees of one loaded version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginVersionInfo {
@@ -151,10 +165,17 @@ impl Registry {
         out
     }
 
-    /// Loads every `NAME.wasm` in `dir` that is new or changed. Returns how
-    /// many were loaded; refused files are logged and skipped.
+    /// Loads every `NAME.wasm` in `dir` that is new or changed and makes it
+    /// active. Returns how many were loaded; refused files are logged and
+    /// skipped.
     pub fn load_dir(&self, dir: &Path) -> std::io::Result<usize> {
-        let mut loaded = 0;
+        Ok(self.scan_dir(dir, true)?.len())
+    }
+
+    /// Loads every `NAME.wasm` in `dir` whose version is not loaded yet
+    /// (activating it when `activate`); returns what it loaded.
+    pub fn scan_dir(&self, dir: &Path, activate: bool) -> std::io::Result<Vec<LoadedFile>> {
+        let mut loaded = Vec::new();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
@@ -171,15 +192,24 @@ impl Registry {
                     continue;
                 }
             };
-            if self.get(name).is_some_and(|active| {
-                self.existing(name, &bytes)
-                    .is_some_and(|e| Arc::ptr_eq(&e, &active))
-            }) {
+            // Skip what is already in place: the active version when
+            // activating, any loaded version otherwise.
+            let known = self.existing(name, &bytes);
+            let in_place = match (&known, activate) {
+                (Some(k), true) => self.get(name).is_some_and(|active| Arc::ptr_eq(k, &active)),
+                (Some(_), false) => true,
+                (None, _) => false,
+            };
+            if in_place {
                 continue;
             }
-            match self.install(name, &bytes, true) {
+            match self.install(name, &bytes, activate) {
                 Ok(plugin) => {
-                    loaded += 1;
+                    loaded.push(LoadedFile {
+                        name: name.to_owned(),
+                        version: plugin.version().to_owned(),
+                        bytes,
+                    });
                     tracing::info!(plugin = name, version = plugin.version(), path = %path.display(), "plugin loaded");
                 }
                 Err(error) => {
@@ -194,6 +224,16 @@ impl Registry {
     /// Watches `dir` and reloads changed plugin files until `cancel` fires.
     /// Runs on a thread of its own; returns once the watch is set up.
     pub fn watch(self: &Arc<Self>, dir: PathBuf, cancel: CancellationToken) -> notify::Result<()> {
+        self.watch_with(dir, cancel, Arc::new(|_| {}))
+    }
+
+    /// [`Registry::watch`], calling `on_loaded` with every file it loads.
+    pub fn watch_with(
+        self: &Arc<Self>,
+        dir: PathBuf,
+        cancel: CancellationToken,
+        on_loaded: OnLoaded,
+    ) -> notify::Result<()> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -213,8 +253,10 @@ impl Registry {
                             // Let the writer finish, then take every queued event at once.
                             std::thread::sleep(SETTLE);
                             while rx.try_recv().is_ok() {}
-                            if let Err(error) = registry.load_dir(&dir) {
-                                tracing::warn!(dir = %dir.display(), %error, "could not rescan the plugin folder");
+                            match registry.scan_dir(&dir, true) {
+                                Ok(loaded) if !loaded.is_empty() => on_loaded(loaded),
+                                Ok(_) => {}
+                                Err(error) => tracing::warn!(dir = %dir.display(), %error, "could not rescan the plugin folder"),
                             }
                         }
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}

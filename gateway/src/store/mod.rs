@@ -9,6 +9,7 @@
 mod batch;
 mod management;
 mod pipeline;
+mod plugins;
 
 pub use pipeline::{AttemptRecord, DeliveryFilter, Ingested};
 mod rows;
