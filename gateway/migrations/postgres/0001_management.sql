@@ -37,7 +37,7 @@ CREATE INDEX integrations_by_org ON integrations (organization_id, created, id);
 CREATE TABLE integration_hooks (
     integration_id  TEXT NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
     organization_id TEXT NOT NULL,
-    position        INTEGER NOT NULL,
+    position        BIGINT NOT NULL,
     hook_type       TEXT NOT NULL,
     method          TEXT NOT NULL,
     endpoint        TEXT NOT NULL,

@@ -24,13 +24,13 @@ CREATE TABLE deliveries (
     body            BYTEA,
     content_type    TEXT,
     headers         TEXT,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    attempt_base    INTEGER NOT NULL DEFAULT 0,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    attempt_base    BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     lease_owner     TEXT,
     lease_expires   BIGINT,
     last_error      TEXT,
-    last_status     INTEGER,
+    last_status     BIGINT,
     created         BIGINT NOT NULL,
     modified        BIGINT NOT NULL,
     completed       BIGINT
@@ -42,10 +42,10 @@ CREATE INDEX deliveries_by_target ON deliveries (target_id, status);
 
 CREATE TABLE attempts (
     delivery_id      TEXT NOT NULL,
-    attempt          INTEGER NOT NULL,
+    attempt          BIGINT NOT NULL,
     started          BIGINT NOT NULL,
     duration_ms      BIGINT NOT NULL,
-    status_code      INTEGER,
+    status_code      BIGINT,
     error            TEXT,
     response_excerpt TEXT,
     PRIMARY KEY (delivery_id, attempt)

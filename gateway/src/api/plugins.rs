@@ -144,10 +144,35 @@ pub async fn activate(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<ActivateIn>,
 ) -> Result<Response, ApiError> {
+    // The database knows every version any replica stored.
+    let version = match state
+        .store
+        .resolve_plugin_version(&name, &body.version)
+        .await
+    {
+        Ok(v) => v,
+        Err(crate::store::StoreError::NotFound) => {
+            return Err(ApiError::NotFound("plugin version"));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if state.registry.get_version(&name, &version).is_none() {
+        let bytes = state.store.plugin_component(&name, &version).await?;
+        let registry = state.registry.clone();
+        let install_name = name.clone();
+        tokio::task::spawn_blocking(move || registry.install(&install_name, &bytes, false))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(load_error)?;
+    }
     let plugin = state
         .registry
-        .activate(&name, &body.version)
+        .activate(&name, &version)
         .map_err(load_error)?;
+    state
+        .store
+        .set_active_plugin(&name, &version, crate::model::now_ms())
+        .await?;
     let info = state
         .registry
         .list()
