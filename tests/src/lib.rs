@@ -345,6 +345,25 @@ fn uuid_simple() -> String {
     format!("{:x}{:x}", nanos, std::process::id())
 }
 
+/// Builds the `hookgate` binary in release (for benchmarks) and returns its path.
+pub fn hookgate_release_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "hookgate",
+            "--bin",
+            "hookgate",
+        ]);
+        run(cmd, "the hookgate binary (release)");
+        target_dir().join("release/hookgate")
+    })
+}
+
 /// A `hookgate serve` process (the real binary), for crash tests.
 #[derive(Debug)]
 pub struct GatewayProcess {
@@ -357,12 +376,17 @@ impl GatewayProcess {
     /// Starts the binary on `port` over `data_dir`, with loopback allowed,
     /// and waits until it is ready.
     pub async fn spawn(data_dir: &Path, port: u16, extra: &[&str]) -> Self {
+        Self::spawn_binary(hookgate_bin(), data_dir, port, extra).await
+    }
+
+    /// [`GatewayProcess::spawn`] with a given binary.
+    pub async fn spawn_binary(binary: &Path, data_dir: &Path, port: u16, extra: &[&str]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("gateway.log"))
             .expect("log file");
-        let child = Command::new(hookgate_bin())
+        let child = Command::new(binary)
             .args([
                 "serve",
                 "--listen",

@@ -649,3 +649,42 @@ async fn private_destinations_are_refused_unless_allowed() {
     );
     assert!(receiver.received().is_empty());
 }
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let gw = gateway(&[]).await;
+    let (_, key) = gw.organization("m").await;
+    let receiver = Receiver::ok().await;
+    gw.call(
+        Method::POST,
+        "/v1/webhooks",
+        &key,
+        Some(json!({"topic": "t.metrics", "url": receiver.url})),
+    )
+    .await;
+    let accepted = post_event(&gw, &key, json!({"type": "t.metrics", "payload": {}})).await;
+    wait_status(
+        &gw,
+        &key,
+        accepted["deliveries"][0].as_str().expect("id"),
+        "delivered",
+    )
+    .await;
+    let text = gw
+        .http
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "hookgate_events_accepted_total",
+        "hookgate_deliveries_total",
+        "hookgate_attempt_duration_seconds",
+        "hookgate_deliveries{status=\"delivered\"}",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+}

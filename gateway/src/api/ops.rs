@@ -32,6 +32,19 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // Queue depth, by status, read when scraped.
+    match state.store.delivery_counts().await {
+        Ok(counts) => {
+            for status in crate::model::DeliveryStatus::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == status.as_str())
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("hookgate_deliveries", "status" => status.as_str()).set(n as f64);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not count deliveries for /metrics"),
+    }
     let body = state
         .metrics
         .as_ref()
