@@ -386,7 +386,7 @@ impl GatewayProcess {
             .append(true)
             .open(data_dir.join("gateway.log"))
             .expect("log file");
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .args([
                 "serve",
                 "--listen",
@@ -416,6 +416,8 @@ impl GatewayProcess {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "hookgate did not become ready; see {}",
             data_dir.join("gateway.log").display()
