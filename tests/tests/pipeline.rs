@@ -688,3 +688,49 @@ async fn metrics_count_what_happened() {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_route_failing_for_too_long_is_disabled() {
+    // Attempts at 0, ~200 and ~400 ms (±20%): the third comes more than 250 ms after the first failure.
+    let gw = gateway(&["--disable-after", "250ms"]).await;
+    let (_, key) = gw.organization("f").await;
+    let broken = Receiver::scripted(|_, _| Reply::status(503)).await;
+    let (_, w) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "t.broken", "url": broken.url})),
+        )
+        .await;
+    let wid = w["data"]["id"].as_str().expect("id").to_owned();
+    let first = post_event(&gw, &key, json!({"type": "t.broken", "payload": {}})).await;
+    wait_status(
+        &gw,
+        &key,
+        first["deliveries"][0].as_str().expect("id"),
+        "dead",
+    )
+    .await;
+    let (_, w) = gw
+        .call(Method::GET, &format!("/v1/webhooks/{wid}"), &key, None)
+        .await;
+    assert!(
+        w["data"]["disabledReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("failing continuously")),
+        "{w}"
+    );
+    let third = post_event(&gw, &key, json!({"type": "t.broken", "payload": {}})).await;
+    assert_eq!(third["deliveries"], json!([]));
+    // Updating the subscription re-enables it.
+    let (_, w) = gw
+        .call(
+            Method::PUT,
+            &format!("/v1/webhooks/{wid}"),
+            &key,
+            Some(json!({"topic": "t.broken", "url": broken.url})),
+        )
+        .await;
+    assert_eq!(w["data"]["disabledReason"], Value::Null);
+}
