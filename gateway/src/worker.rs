@@ -154,10 +154,12 @@ impl Pipeline {
                 });
             }
             if claimed < free {
-                // Nothing more is due: sleep until woken, the next due job, or the poll interval.
-                let wait = match self.store.next_due().await {
+                // Nothing more is claimable: sleep until woken, the next due
+                // job, or the poll interval (which also finds expired leases).
+                let now = now_ms();
+                let wait = match self.store.next_due(now).await {
                     Ok(Some(at)) => Duration::from_millis(
-                        (at - now_ms()).clamp(0, self.settings.poll.as_millis() as i64) as u64,
+                        (at - now).clamp(1, self.settings.poll.as_millis() as i64) as u64,
                     ),
                     _ => self.settings.poll,
                 };

@@ -409,6 +409,7 @@ impl Store {
     }
 
     /// One page of an organization's webhook subscriptions, oldest first.
+    /// Lists never show secrets, so the results carry none.
     pub async fn list_webhooks(
         &self,
         organization_id: &str,
@@ -449,7 +450,7 @@ impl Store {
         Ok(Page {
             items: rows
                 .into_iter()
-                .map(|r| r.into_domain(&self.cipher))
+                .map(|r| r.into_listing())
                 .collect::<Result<_, _>>()?,
             total,
         })

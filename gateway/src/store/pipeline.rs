@@ -304,10 +304,14 @@ impl Store {
     }
 
     /// The earliest `next_attempt_at` of pending deliveries, if any.
-    pub async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
+    pub async fn next_due(&self, now: EpochMs) -> Result<Option<EpochMs>, StoreError> {
+        // Leased (in-flight) jobs are not due: counting them would make an
+        // idle worker spin on claims while its own jobs are in flight.
         Ok(with_pool!(self, |p| sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' \
+             AND (lease_expires IS NULL OR lease_expires < $1)"
         )
+        .bind(now)
         .fetch_one(p)
         .await?))
     }
