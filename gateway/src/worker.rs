@@ -628,6 +628,8 @@ impl Pipeline {
                 self.store
                     .record_attempt(&delivery.id, &self.owner, &record)
                     .await?;
+                // The loop may be asleep until the poll: let it see the retry's time.
+                self.wake();
                 Ok(())
             }
             None => {
