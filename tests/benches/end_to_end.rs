@@ -37,8 +37,11 @@ async fn main() {
         "baseline: raw loopback POST rate, same client and receiver, {CONCURRENCY} concurrent: {raw:.0} requests/s"
     );
 
-    for plugin in [Some("standard"), None] {
-        let label = plugin.unwrap_or("none");
+    for (label, plugin, reuse) in [
+        ("standard", Some("standard"), false),
+        ("standard+reuse", Some("standard"), true),
+        ("none", None, false),
+    ] {
         let plugins = tempfile::tempdir().expect("tmp");
         std::fs::write(
             plugins.path().join("standard.wasm"),

@@ -226,44 +226,43 @@ impl Store {
         keys: &[(String, String)],
     ) -> Result<std::collections::HashMap<(String, String), Event>, StoreError> {
         type Row = (String, String, String, String, Option<String>, i64);
-        let mut ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.is_empty() {
-            return Ok(Default::default());
+        // One query per organization, so the primary key (organization, id) is used.
+        let mut by_org: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (org, id) in keys {
+            by_org.entry(org.as_str()).or_default().push(id.as_str());
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT organization_id, id, event_type, payload, shop_id, created FROM events WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let rows: Vec<Row> = with_pool!(self, |p| {
-            let mut query = sqlx::query_as(&sql);
-            for id in &ids {
-                query = query.bind(*id);
+        let mut events = std::collections::HashMap::with_capacity(keys.len());
+        for (org, mut ids) in by_org {
+            ids.sort_unstable();
+            ids.dedup();
+            let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT organization_id, id, event_type, payload, shop_id, created FROM events \
+                 WHERE organization_id = $1 AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let rows: Vec<Row> = with_pool!(self, |p| {
+                let mut query = sqlx::query_as(&sql).bind(org);
+                for id in &ids {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(p).await?
+            });
+            for (organization_id, id, event_type, payload, shop_id, created) in rows {
+                events.insert(
+                    (organization_id.clone(), id.clone()),
+                    Event {
+                        organization_id,
+                        id,
+                        event_type,
+                        payload,
+                        shop_id,
+                        created,
+                    },
+                );
             }
-            query.fetch_all(p).await?
-        });
-        let wanted: std::collections::HashSet<&(String, String)> = keys.iter().collect();
-        Ok(rows
-            .into_iter()
-            .filter(|(org, id, ..)| wanted.contains(&(org.clone(), id.clone())))
-            .map(
-                |(organization_id, id, event_type, payload, shop_id, created)| {
-                    (
-                        (organization_id.clone(), id.clone()),
-                        Event {
-                            organization_id,
-                            id,
-                            event_type,
-                            payload,
-                            shop_id,
-                            created,
-                        },
-                    )
-                },
-            )
-            .collect())
+        }
+        Ok(events)
     }
 
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
