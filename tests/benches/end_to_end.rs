@@ -48,15 +48,19 @@ async fn main() {
             plugin_bytes("standard"),
         )
         .expect("plugin");
+        let mut args: Vec<String> = vec![
+            "--plugin-dir".into(),
+            plugins.path().display().to_string(),
+            "--workers".into(),
+            "128".into(),
+            "--endpoint-concurrency".into(),
+            "128".into(),
+        ];
+        if reuse {
+            args.extend(["--plugin-reuse".into(), "standard".into()]);
+        }
         let gw = TestGateway::start_with(GatewayOptions {
-            args: vec![
-                "--plugin-dir".into(),
-                plugins.path().display().to_string(),
-                "--workers".into(),
-                "128".into(),
-                "--endpoint-concurrency".into(),
-                "128".into(),
-            ],
+            args,
             ..Default::default()
         })
         .await;

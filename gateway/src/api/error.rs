@@ -60,6 +60,14 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, problem)])
     }
 
+    /// Maps a storage error, naming `what` when it was not found.
+    pub fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+        move |e| match e {
+            StoreError::NotFound => ApiError::NotFound(what),
+            other => other.into(),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,

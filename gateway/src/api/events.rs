@@ -224,7 +224,7 @@ pub async fn get_event(
         .store
         .get_event(&auth.organization_id, &id)
         .await
-        .map_err(|e| not_found(e, "event"))?;
+        .map_err(ApiError::not_found("event"))?;
     let deliveries = state
         .store
         .event_deliveries(&auth.organization_id, &id)
@@ -313,7 +313,7 @@ pub async fn get(
         .store
         .get_delivery(&auth.organization_id, &id)
         .await
-        .map_err(|e| not_found(e, "delivery"))?;
+        .map_err(ApiError::not_found("delivery"))?;
     let mut out = DeliveryOut::from(&delivery);
     out.attempt_log = Some(
         state
@@ -341,7 +341,7 @@ pub async fn replay(
         .store
         .get_delivery(&auth.organization_id, &id)
         .await
-        .map_err(|e| not_found(e, "delivery"))?;
+        .map_err(ApiError::not_found("delivery"))?;
     if matches!(
         delivery.status,
         DeliveryStatus::Pending | DeliveryStatus::Dropped
@@ -408,11 +408,4 @@ pub async fn replay_many(
         }),
     )
         .into_response())
-}
-
-fn not_found(e: crate::store::StoreError, what: &'static str) -> ApiError {
-    match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound(what),
-        other => other.into(),
-    }
 }

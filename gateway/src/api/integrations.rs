@@ -481,7 +481,7 @@ pub async fn get(
         .store
         .get_integration(&auth.organization_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("integration"))?;
     Ok(ok("integration", IntegrationOut::from(&integration)))
 }
 
@@ -500,7 +500,7 @@ pub async fn update(
         .store
         .get_integration(&auth.organization_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("integration"))?;
     let v = body.validate(&auth, state.allow_private)?;
     let integration = Integration {
         name: v.name,
@@ -540,21 +540,14 @@ pub async fn delete(
         .store
         .get_integration(&auth.organization_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("integration"))?;
     state
         .store
         .delete_integration(&auth.organization_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("integration"))?;
     state.pipeline.forget_target(&id);
     Ok(ok("integration deleted", IntegrationOut::from(&existing)))
-}
-
-fn not_found(e: crate::store::StoreError) -> ApiError {
-    match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("integration"),
-        other => other.into(),
-    }
 }
 
 /// Headers the gateway sets on every delivery, which an auth header may not replace.

@@ -313,7 +313,7 @@ pub async fn get(
         .store
         .get_webhook(&auth.organization_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("webhook"))?;
     Ok(ok("webhook", WebhookOut::from(&webhook)))
 }
 
@@ -332,7 +332,7 @@ pub async fn update(
         .store
         .get_webhook(&auth.organization_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("webhook"))?;
     if existing.deleted {
         return Err(ApiError::NotFound("webhook"));
     }
@@ -388,7 +388,7 @@ async fn soft_delete(
         .store
         .get_webhook(&auth.organization_id, id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("webhook"))?;
     if existing.deleted || topic.is_some_and(|t| t != existing.topic) {
         return Err(ApiError::NotFound("webhook"));
     }
@@ -417,7 +417,7 @@ pub async fn rotate_secret(
         .store
         .get_webhook(&auth.organization_id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::not_found("webhook"))?;
     if existing.deleted {
         return Err(ApiError::NotFound("webhook"));
     }
@@ -436,11 +436,4 @@ pub async fn rotate_secret(
     let mut out = WebhookOut::from(&webhook);
     out.secret = Some(webhook.secret.expose().to_owned());
     Ok(ok("webhook secret rotated", out))
-}
-
-fn not_found(e: crate::store::StoreError) -> ApiError {
-    match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("webhook"),
-        other => other.into(),
-    }
 }

@@ -65,6 +65,9 @@ pub(super) struct StoredAuth {
     pub header_value_format: String,
 }
 
+/// Turns a secret column into its plaintext (or skips it, for lists).
+type Decrypt<'a> = &'a dyn Fn(&[u8], &str) -> Result<Secret, StoreError>;
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -170,10 +173,7 @@ impl WebhookRow {
         self.into_domain_with(&|data: &[u8], what: &str| decrypt(cipher, data, what))
     }
 
-    fn into_domain_with(
-        self,
-        decrypt: &dyn Fn(&[u8], &str) -> Result<Secret, StoreError>,
-    ) -> Result<Webhook, StoreError> {
+    fn into_domain_with(self, decrypt: Decrypt<'_>) -> Result<Webhook, StoreError> {
         let previous_secret = match (self.previous_secret, self.previous_secret_expires) {
             (Some(s), Some(expires)) => Some((decrypt(&s, "previous secret")?, expires)),
             _ => None,
