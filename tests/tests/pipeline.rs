@@ -120,10 +120,10 @@ async fn integration_with_oauth_and_plugin_end_to_end() {
     );
 
     let delivered = wait_status(&gw, &key, &delivery_id, "delivered").await;
-    assert_eq!(delivered["attempts"], 1);
-    assert_eq!(delivered["attemptLog"][0]["statusCode"], 200);
+    assert_eq!(delivered["attemptCount"], 1);
+    assert_eq!(delivered["attempts"][0]["statusCode"], 200);
     assert_eq!(
-        delivered["attemptLog"][0]["responseExcerpt"],
+        delivered["attempts"][0]["responseExcerpt"],
         "receiver says hi"
     );
     let (_, event) = gw
@@ -277,7 +277,7 @@ async fn failures_are_retried_with_the_same_id_and_body() {
         "delivered",
     )
     .await;
-    let codes: Vec<Value> = d["attemptLog"]
+    let codes: Vec<Value> = d["attempts"]
         .as_array()
         .expect("log")
         .iter()
@@ -329,7 +329,7 @@ async fn failures_are_retried_with_the_same_id_and_body() {
         "failed",
     )
     .await;
-    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["attemptCount"], 1);
     assert_eq!(d["lastStatus"], 422);
 }
 
@@ -357,9 +357,9 @@ async fn dead_letters_after_the_schedule_then_replays() {
     let accepted = post_event(&gw, &key, json!({"type": "t.slow", "payload": {}})).await;
     let id = accepted["deliveries"][0].as_str().expect("id").to_owned();
     let d = wait_status(&gw, &key, &id, "dead").await;
-    assert_eq!(d["attempts"], 3);
+    assert_eq!(d["attemptCount"], 3);
     assert!(
-        d["attemptLog"][0]["error"]
+        d["attempts"][0]["error"]
             .as_str()
             .is_some_and(|e| e.contains("timed out")),
         "{d}"
@@ -379,7 +379,7 @@ async fn dead_letters_after_the_schedule_then_replays() {
         .await;
     assert_eq!(status, 202);
     let d = wait_status(&gw, &key, &id, "delivered").await;
-    assert_eq!(d["attempts"], 4);
+    assert_eq!(d["attemptCount"], 4);
 
     // A receiver that is down (nothing listens) is retried, then dead; bulk replay finds it.
     let port = {
@@ -533,7 +533,7 @@ async fn token_trouble_is_retried_and_a_401_refreshes_once() {
         ["Bearer tok-1", "Bearer tok-2"]
     );
     assert_eq!(tokens.fetches(), 2);
-    assert!(d["attempts"].as_i64() >= Some(2));
+    assert!(d["attemptCount"].as_i64() >= Some(2));
 }
 
 #[tokio::test]

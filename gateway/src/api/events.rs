@@ -62,8 +62,8 @@ pub struct DeliveryOut {
     pub method: String,
     /// `pending`, `delivered`, `failed`, `dead`, `dropped` or `cancelled`.
     pub status: String,
-    /// Attempts made.
-    pub attempts: i64,
+    /// How many attempts were made.
+    pub attempt_count: i64,
     /// When the next attempt is due (pending only), epoch ms.
     pub next_attempt_at: Option<i64>,
     /// Last error.
@@ -76,9 +76,10 @@ pub struct DeliveryOut {
     pub modified: i64,
     /// When it reached its final status.
     pub completed: Option<i64>,
-    /// Every attempt (single-delivery reads only).
+    /// Every attempt: time, status code, error, duration, response excerpt
+    /// (single-delivery reads only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub attempt_log: Option<Vec<AttemptOut>>,
+    pub attempts: Option<Vec<AttemptOut>>,
 }
 
 /// One attempt.
@@ -130,14 +131,14 @@ impl From<&Delivery> for DeliveryOut {
             endpoint: d.endpoint.clone(),
             method: d.method.as_str().into(),
             status: d.status.as_str().into(),
-            attempts: d.attempts,
+            attempt_count: d.attempts,
             next_attempt_at: (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
             last_error: d.last_error.clone(),
             last_status: d.last_status,
             created: d.created,
             modified: d.modified,
             completed: d.completed,
-            attempt_log: None,
+            attempts: None,
         }
     }
 }
@@ -315,7 +316,7 @@ pub async fn get(
         .await
         .map_err(ApiError::not_found("delivery"))?;
     let mut out = DeliveryOut::from(&delivery);
-    out.attempt_log = Some(
+    out.attempts = Some(
         state
             .store
             .attempts(&id)
