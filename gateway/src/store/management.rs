@@ -9,6 +9,26 @@ const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks
 const WEBHOOK_COLUMNS: &str = "id, organization_id, topic, urls, name, shop_id, method, plugin_name, plugin_version, \
      config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified";
 
+/// Writes an integration's routing rows (one per hook) in transaction `$tx`.
+macro_rules! insert_hooks {
+    ($tx:ident, $i:expr) => {
+        for (position, hook) in $i.hooks.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO integration_hooks (integration_id, organization_id, position, hook_type, method, endpoint) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&$i.id)
+            .bind(&$i.organization_id)
+            .bind(position as i64)
+            .bind(&hook.hook_type)
+            .bind(hook.method.as_str())
+            .bind(&hook.endpoint)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 impl Store {
     /// Creates an organization together with its first API key.
     pub async fn create_organization(
@@ -169,20 +189,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, "integration"))?;
-            for (position, hook) in i.hooks.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO integration_hooks (integration_id, organization_id, position, hook_type, method, endpoint) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&i.id)
-                .bind(&i.organization_id)
-                .bind(position as i64)
-                .bind(&hook.hook_type)
-                .bind(hook.method.as_str())
-                .bind(&hook.endpoint)
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_hooks!(tx, i);
             tx.commit().await?;
         });
         Ok(())
@@ -222,20 +229,7 @@ impl Store {
                 .bind(&i.id)
                 .execute(&mut *tx)
                 .await?;
-            for (position, hook) in i.hooks.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO integration_hooks (integration_id, organization_id, position, hook_type, method, endpoint) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&i.id)
-                .bind(&i.organization_id)
-                .bind(position as i64)
-                .bind(&hook.hook_type)
-                .bind(hook.method.as_str())
-                .bind(&hook.endpoint)
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_hooks!(tx, i);
             tx.commit().await?;
         });
         Ok(())
