@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How the workers run.
 #[derive(Debug, Clone)]
@@ -189,9 +190,13 @@ impl Pipeline {
     /// One job through every stage. Errors are recorded on the delivery.
     async fn process(&self, delivery: Delivery, event: Option<Event>) {
         let span = tracing::info_span!("delivery", delivery_id = %delivery.id, event_id = %delivery.event_id, route = %delivery.target_id);
-        let _entered = span.enter();
-        if let Err(error) = self.try_process(delivery, event).await {
-            tracing::warn!(%error, "delivery step failed; the lease will expire and it will be retried");
+        // `instrument`, not `enter`: the span must follow the future across awaits.
+        let result = self
+            .try_process(delivery, event)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = result {
+            span.in_scope(|| tracing::warn!(%error, "delivery step failed; the lease will expire and it will be retried"));
         }
     }
 
