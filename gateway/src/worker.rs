@@ -369,7 +369,6 @@ impl Pipeline {
                     continue;
                 }
                 Answer::Success { status, excerpt } => {
-                    let _ = self.store.note_success(target.id()).await;
                     self.record_final(
                         &delivery,
                         started,
@@ -569,6 +568,8 @@ impl Pipeline {
             },
             status,
             next_attempt_at: now,
+            route_succeeded: (status == DeliveryStatus::Delivered)
+                .then(|| delivery.target_id.clone()),
         };
         metrics::counter!("hookgate_deliveries_total", "outcome" => status.as_str()).increment(1);
         if status == DeliveryStatus::Delivered {
@@ -629,6 +630,7 @@ impl Pipeline {
                     },
                     status: DeliveryStatus::Pending,
                     next_attempt_at: now + delay.as_millis() as i64,
+                    route_succeeded: None,
                 };
                 self.store
                     .record_attempt(&delivery.id, &self.owner, &record)

@@ -322,6 +322,12 @@ macro_rules! batch_loop {
                     .bind(&a.response_excerpt)
                     .execute(&mut **tx)
                     .await?;
+                    if let Some(target_id) = &record.route_succeeded {
+                        sqlx::query("DELETE FROM target_health WHERE target_id = $1")
+                            .bind(target_id)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
                     Ok(WriteResult::Done(true))
                 }
                 WriteOp::Claim { sql, owner, now, lease_until, limit } => {

@@ -89,6 +89,9 @@ pub struct AttemptRecord {
     pub status: DeliveryStatus,
     /// When to try again (for `Pending`).
     pub next_attempt_at: EpochMs,
+    /// A route (target id) that just succeeded: its failure streak ends in
+    /// the same transaction (no separate write competing for the lock).
+    pub route_succeeded: Option<String>,
 }
 
 /// Filters for listing deliveries.
@@ -502,18 +505,6 @@ impl Store {
             .fetch_one(p)
             .await?
         }))
-    }
-
-    /// Notes a success of `target_id`.
-    pub async fn note_success(&self, target_id: &str) -> Result<(), StoreError> {
-        with_pool!(self, |p| sqlx::query(
-            "DELETE FROM target_health WHERE target_id = $1"
-        )
-        .bind(target_id)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(())
     }
 
     /// Disables a route (integration or subscription) with a reason the API shows.
