@@ -128,6 +128,9 @@ pub async fn transform(registry: &Arc<Registry>, event: &Event, target: &Target)
     let registry = registry.clone();
     let started = std::time::Instant::now();
     let name = plugin.name().to_owned();
+    // Twice as many transforms at once as there are cores: more only contend for
+    // the address space (instantiation maps and unmaps memory) and the CPU.
+    let _slot = transform_slots().acquire().await.expect("never closed");
     let result =
         tokio::task::spawn_blocking(move || registry.runtime().transform(&plugin, &input, &config))
             .await;
@@ -168,4 +171,12 @@ fn standard_payload(event: &Event) -> Transformed {
         "application/json".into(),
         Vec::new(),
     )])
+}
+
+fn transform_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores * 2)
+    })
 }
