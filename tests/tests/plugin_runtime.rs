@@ -391,3 +391,29 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Plugins are linked with a 128 KiB stack: serde_json's deepest accepted
+/// nesting (127 levels) still fits, through the partner plugin's recursion.
+#[test]
+fn deeply_nested_payloads_fit_the_plugin_stack() {
+    let rt = runtime();
+    let partner = rt
+        .load("partner", &plugin_bytes("partner"), InstanceMode::Fresh)
+        .expect("load");
+    let mut nested = json!({"leaf_value": 1});
+    for _ in 0..120 {
+        nested = json!({"inner_level": nested});
+    }
+    let out = rt
+        .transform(
+            &partner,
+            &event("order_created", &json!({"deep_tree": nested})),
+            &config(&[]),
+        )
+        .expect("deep payload transforms");
+    let mut body = bodies(&out).remove(0)["data"]["deepTree"].clone();
+    for _ in 0..120 {
+        body = body["innerLevel"].clone();
+    }
+    assert_eq!(body, json!({"leafValue": 1}));
+}

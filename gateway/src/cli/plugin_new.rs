@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 const CARGO_TOML: &str = include_str!("../../templates/plugin/Cargo.toml.tmpl");
 const LIB_RS: &str = include_str!("../../templates/plugin/lib.rs.tmpl");
+const CARGO_CONFIG: &str = include_str!("../../templates/plugin/cargo-config.toml.tmpl");
 const GITIGNORE: &str = "/target\n";
 
 /// Writes a new plugin crate `name` into `dir`, depending on the SDK at
@@ -38,6 +39,8 @@ pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<PathB
     std::fs::write(dir.join("Cargo.toml"), fill(CARGO_TOML))?;
     std::fs::write(dir.join("src/lib.rs"), fill(LIB_RS))?;
     std::fs::write(dir.join(".gitignore"), GITIGNORE)?;
+    std::fs::create_dir_all(dir.join(".cargo"))?;
+    std::fs::write(dir.join(".cargo/config.toml"), CARGO_CONFIG)?;
     Ok(dir.to_path_buf())
 }
 
