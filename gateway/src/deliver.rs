@@ -215,7 +215,7 @@ fn refuse_literal(url: &str, allow_private: bool) -> Option<String> {
         .then(|| format!("{ip} is a private address, which this gateway does not deliver to"))
 }
 
-/// `Retry-After` in seconds (dates are read as "later", 60 s), capped at a day.
+/// `Retry-After` in seconds or as an HTTP date, capped at a day.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
@@ -225,24 +225,7 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 fn httpdate_seconds(value: &str) -> Option<Duration> {
-    let when = humantime::parse_rfc3339_weak(value).ok().or_else(|| {
-        // IMF-fixdate, e.g. "Wed, 21 Oct 2015 07:28:00 GMT".
-        let parts: Vec<&str> = value.split_whitespace().collect();
-        if parts.len() != 6 {
-            return None;
-        }
-        let month = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ]
-        .iter()
-        .position(|m| *m == parts[2])?
-            + 1;
-        humantime::parse_rfc3339_weak(&format!(
-            "{}-{month:02}-{:0>2} {}",
-            parts[3], parts[1], parts[4]
-        ))
-        .ok()
-    })?;
+    let when = httpdate::parse_http_date(value).ok()?;
     let wait = when
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();

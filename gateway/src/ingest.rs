@@ -37,7 +37,8 @@ pub async fn accept(
     };
     let ingested = store.ingest(&event).await?;
     if ingested.created {
-        crate::worker::event_created(&event);
+        metrics::counter!("hookgate_events_accepted_total").increment(1);
+        tracing::debug!(event_id = %event.id, event_type = %event.event_type, "event accepted");
         if !ingested.deliveries.is_empty() {
             pipeline.wake();
         }

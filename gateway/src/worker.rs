@@ -50,7 +50,7 @@ pub struct Pipeline {
     wake: Notify,
     per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Routes read recently, by id: most deliveries go to a few routes.
-    targets: Mutex<HashMap<String, (Instant, Target)>>,
+    targets: Mutex<HashMap<String, (Instant, Arc<Target>)>>,
 }
 
 /// How long a route read from the database is reused. Changes made through
@@ -280,7 +280,7 @@ impl Pipeline {
         let mut refreshed = false;
         loop {
             let mut headers = Vec::new();
-            if let Target::Integration(integration) = &target
+            if let Target::Integration(integration) = &*target
                 && let Some(auth) = &integration.authentication
             {
                 match self
@@ -362,7 +362,7 @@ impl Pipeline {
             return match answer {
                 Answer::Unauthorized { excerpt }
                     if !refreshed
-                        && matches!(&target, Target::Integration(i) if i.authentication.is_some()) =>
+                        && matches!(&*target, Target::Integration(i) if i.authentication.is_some()) =>
                 {
                     tracing::info!(excerpt = %excerpt.chars().take(200).collect::<String>(), "receiver answered 401; refreshing the token once");
                     refreshed = true;
@@ -453,7 +453,7 @@ impl Pipeline {
         }
     }
 
-    async fn load_target(&self, d: &Delivery) -> Result<Option<Target>, StoreError> {
+    async fn load_target(&self, d: &Delivery) -> Result<Option<Arc<Target>>, StoreError> {
         if let Some((at, target)) = self
             .targets
             .lock()
@@ -478,6 +478,7 @@ impl Pipeline {
         };
         match loaded {
             Ok(target) => {
+                let target = Arc::new(target);
                 let mut cache = self.targets.lock().unwrap_or_else(|e| e.into_inner());
                 if cache.len() > 10_000 {
                     cache.retain(|_, (at, _)| at.elapsed() < TARGET_TTL);
@@ -650,10 +651,4 @@ impl Pipeline {
             }
         }
     }
-}
-
-/// A started event, for the ingest path.
-pub fn event_created(event: &Event) {
-    metrics::counter!("hookgate_events_accepted_total").increment(1);
-    tracing::debug!(event_id = %event.id, event_type = %event.event_type, "event accepted");
 }
