@@ -303,7 +303,7 @@ impl TestGateway {
 /// missing server fails the test instead of skipping it.
 pub fn postgres_url() -> Option<String> {
     match std::env::var("HOOKGATE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!(
                 "CI=true but HOOKGATE_TEST_POSTGRES_URL is not set: PostgreSQL tests may not skip in CI"
@@ -326,7 +326,9 @@ pub async fn fresh_postgres_database() -> Option<String> {
     let name = format!("hookgate_test_{}", uuid_simple());
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
-        .expect("connect to PostgreSQL");
+        .unwrap_or_else(|e| {
+            panic!("connect to PostgreSQL at HOOKGATE_TEST_POSTGRES_URL {base:?}: {e}")
+        });
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
