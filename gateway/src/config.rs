@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// How long a claimed delivery is leased before another worker may take it.
     #[arg(long, env = "HOOKGATE_LEASE", default_value = "60s")]
     pub lease: humantime::Duration,
+    /// API requests per second per organization (burst: one second's
+    /// worth); 0 is no limit. Counted per replica.
+    #[arg(long, env = "HOOKGATE_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
     /// Plugin sandbox limits.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -99,6 +103,8 @@ pub struct ServeSettings {
     pub max_plugin_bytes: usize,
     /// Secret rotation overlap.
     pub secret_rotation_overlap: Duration,
+    /// Requests per second per organization; `None` is no limit.
+    pub rate_limit: Option<std::num::NonZeroU32>,
     /// Sandbox limits.
     pub limits: crate::plugin::Limits,
     /// Delivery workers.
@@ -144,6 +150,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             max_plugin_bytes: self.max_plugin_bytes,
             secret_rotation_overlap: self.secret_rotation_overlap.into(),
+            rate_limit: std::num::NonZeroU32::new(self.rate_limit),
             limits: self.limits.limits(),
             workers: crate::worker::WorkerSettings {
                 concurrency: self.workers.max(1),

@@ -1,7 +1,7 @@
 //! `hookgate serve`: builds the runtime objects from settings and runs the
 //! HTTP server until the cancellation token fires.
 
-use crate::api::{self, AppState, KeyCache};
+use crate::api::{self, AppState, KeyCache, RateLimits};
 use crate::config::ServeSettings;
 use crate::plugin::{InstanceMode, Registry, Runtime, RuntimeConfig};
 use crate::secrets::Cipher;
@@ -113,6 +113,7 @@ pub async fn build(
         store: store.clone(),
         registry: registry.clone(),
         keys: Arc::new(KeyCache::default()),
+        rate_limits: Arc::new(RateLimits::new(settings.rate_limit)),
         admin_key: settings.admin_key.clone(),
         allow_private: settings.allow_private_destinations,
         rotation_overlap: settings.secret_rotation_overlap,

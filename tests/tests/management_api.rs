@@ -694,3 +694,71 @@ async fn openapi_covers_every_route() {
         assert!(schemas.contains_key(schema), "{schema} missing");
     }
 }
+
+/// Over `--rate-limit` an organization gets 429 with `Retry-After` and
+/// nothing it sent is stored; other organizations and the operator are not
+/// held back, and the budget refills.
+#[tokio::test]
+async fn an_organization_over_its_rate_gets_429_and_changes_nothing() {
+    let gw = TestGateway::start_with(hookgate_tests::GatewayOptions {
+        args: vec!["--rate-limit".into(), "5".into()],
+        ..Default::default()
+    })
+    .await;
+    let (_, noisy) = gw.organization("noisy").await;
+    let (_, quiet) = gw.organization("quiet").await;
+
+    // The burst is one second's worth; a tight loop spends it at once.
+    let mut refused = None;
+    for i in 0..50 {
+        let response = gw
+            .request(Method::POST, "/v1/events", &noisy)
+            .json(&json!({"id": format!("evt_{i}"), "type": "order.created", "payload": {}}))
+            .send()
+            .await
+            .expect("request");
+        if response.status() == 429 {
+            refused = Some((i, response));
+            break;
+        }
+        assert_eq!(response.status(), 202, "event {i} within the rate");
+    }
+    let (index, response) = refused.expect("50 events at once exceed 5/s");
+    assert!(index >= 1, "the first request is within any rate");
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric Retry-After");
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["data"]["code"], "rate_limited");
+
+    // Neither another organization nor the operator is held back.
+    let (status, _) = gw.call(Method::GET, "/v1/webhooks", &quiet, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = gw
+        .call(Method::GET, "/v1/organizations", ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 200);
+
+    // After the wait the budget is back, and the refused event was never stored.
+    tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+    let (status, body) = gw
+        .call(Method::GET, &format!("/v1/events/evt_{index}"), &noisy, None)
+        .await;
+    assert_eq!(status, 404, "the refused event: {body}");
+    let (status, body) = gw
+        .call(Method::GET, "/v1/events/evt_0", &noisy, None)
+        .await;
+    assert_eq!(status, 200, "an accepted event: {body}");
+
+    let (_, doc) = gw.call(Method::GET, "/openapi.json", "", None).await;
+    assert!(
+        doc["paths"]["/v1/events"]["post"]["responses"]
+            .get("429")
+            .is_some(),
+        "429 is documented on organization routes"
+    );
+}

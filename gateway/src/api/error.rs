@@ -3,7 +3,7 @@
 
 use crate::store::StoreError;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 413.
     #[error("request body too large")]
     TooLarge,
+    /// 429: over the organization's request rate; retry after the wait.
+    #[error("rate limited: too many requests for this organization")]
+    RateLimited(std::time::Duration),
     /// 500: logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -75,6 +78,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,6 +91,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge => "payload_too_large",
+            Self::RateLimited(_) => "rate_limited",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -112,7 +117,15 @@ impl IntoResponse for ApiError {
             _ => json!({"code": self.code()}),
         };
         let body = json!({"message": self.to_string(), "data": data});
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::RateLimited(wait) = self {
+            // Whole seconds, rounded up: a client that waits this long gets in.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 
@@ -130,7 +143,7 @@ pub struct ErrorEnvelope {
 pub struct ErrorData {
     /// Machine-readable code: `validation_error`, `malformed_request`,
     /// `unauthorized`, `not_found`, `conflict`, `payload_too_large`,
-    /// `internal_error`, `method_not_allowed`.
+    /// `rate_limited`, `internal_error`, `method_not_allowed`.
     pub code: String,
     /// Per-field problems, for `validation_error`.
     #[serde(skip_serializing_if = "Option::is_none")]

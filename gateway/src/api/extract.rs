@@ -162,6 +162,7 @@ impl FromRequestParts<AppState> for OrgAuth {
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
         let (id, secret) = secrets::parse_api_key(key).ok_or(ApiError::Unauthorized)?;
         let organization_id = state.keys.verify(&state.store, id, secret).await?;
+        state.rate_limits.check(&organization_id)?;
         Ok(OrgAuth { organization_id })
     }
 }

@@ -10,11 +10,13 @@ mod keys;
 mod ops;
 mod organizations;
 mod plugins;
+mod ratelimit;
 mod validate;
 mod webhooks;
 
 pub use error::{ApiError, FieldError};
 pub use keys::KeyCache;
+pub use ratelimit::RateLimits;
 
 use crate::model::{PluginRef, Secret};
 use crate::plugin::Registry;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Verified API keys.
     pub keys: Arc<KeyCache>,
+    /// Per-organization request rates.
+    pub rate_limits: Arc<RateLimits>,
     /// The operator's key; admin routes answer 401 without one.
     pub admin_key: Option<Secret>,
     /// Whether destinations may be private addresses.
@@ -247,7 +251,58 @@ fn router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    router().split_for_parts().1
+    let mut doc = router().split_for_parts().1;
+    document_rate_limits(&mut doc);
+    doc
+}
+
+/// Routes an organization key reaches, and so its rate limit.
+const ORGANIZATION_ROUTES: [&str; 4] = [
+    "/v1/integrations",
+    "/v1/webhooks",
+    "/v1/events",
+    "/v1/deliveries",
+];
+
+/// Adds the 429 answer to every route under the organization's rate limit.
+fn document_rate_limits(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let response = ResponseBuilder::new()
+        .description("The organization is over its request rate (`--rate-limit`).")
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait before retrying."))
+                .build(),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build(),
+        )
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !ORGANIZATION_ROUTES.iter().any(|p| path.starts_with(p)) {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .insert("429".to_owned(), response.clone().into());
+        }
+    }
 }
 
 /// The whole HTTP application.
