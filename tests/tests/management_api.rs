@@ -746,12 +746,15 @@ async fn an_organization_over_its_rate_gets_429_and_changes_nothing() {
     // After the wait the budget is back, and the refused event was never stored.
     tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
     let (status, body) = gw
-        .call(Method::GET, &format!("/v1/events/evt_{index}"), &noisy, None)
+        .call(
+            Method::GET,
+            &format!("/v1/events/evt_{index}"),
+            &noisy,
+            None,
+        )
         .await;
     assert_eq!(status, 404, "the refused event: {body}");
-    let (status, body) = gw
-        .call(Method::GET, "/v1/events/evt_0", &noisy, None)
-        .await;
+    let (status, body) = gw.call(Method::GET, "/v1/events/evt_0", &noisy, None).await;
     assert_eq!(status, 200, "an accepted event: {body}");
 
     let (_, doc) = gw.call(Method::GET, "/openapi.json", "", None).await;

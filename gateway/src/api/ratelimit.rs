@@ -35,10 +35,12 @@ impl RateLimits {
         if limiter.len() > MAX_TRACKED {
             limiter.retain_recent();
         }
-        limiter.check_key(&organization_id.to_owned()).map_err(|not_until| {
-            metrics::counter!("hookgate_requests_rate_limited_total").increment(1);
-            ApiError::RateLimited(not_until.wait_time_from(self.clock.now()))
-        })
+        limiter
+            .check_key(&organization_id.to_owned())
+            .map_err(|not_until| {
+                metrics::counter!("hookgate_requests_rate_limited_total").increment(1);
+                ApiError::RateLimited(not_until.wait_time_from(self.clock.now()))
+            })
     }
 }
 
@@ -59,7 +61,9 @@ mod tests {
             }
             other => panic!("expected a rate limit, got {other:?}"),
         }
-        limits.check("org_b").expect("another organization has its own budget");
+        limits
+            .check("org_b")
+            .expect("another organization has its own budget");
     }
 
     #[test]
