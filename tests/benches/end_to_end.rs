@@ -52,9 +52,9 @@ async fn main() {
             "--plugin-dir".into(),
             plugins.path().display().to_string(),
             "--workers".into(),
-            "128".into(),
+            "256".into(),
             "--endpoint-concurrency".into(),
-            "128".into(),
+            "256".into(),
         ];
         if reuse {
             args.extend(["--plugin-reuse".into(), "standard".into()]);

@@ -1,16 +1,19 @@
 //! Group commit for the hot writes: ingests, transform results, attempt
-//! records and final statuses queue up while the previous transaction
-//! commits, and go to the database together in one transaction on one
-//! writer connection. On SQLite (synchronous=FULL) that is one fsync per
-//! batch instead of one per event, and no writer waits on a lock; on
-//! PostgreSQL, one commit per batch. A batch that fails is retried one
-//! operation per transaction, so one bad operation fails alone.
+//! records, claims and final statuses queue up while the previous
+//! transaction commits, and go to the database together in one transaction
+//! on one writer connection. On SQLite (synchronous=FULL) that is one fsync
+//! per batch instead of one per event (the SQLite writer is in
+//! `sqlite_writer.rs`); on PostgreSQL, one commit per batch. A batch that
+//! fails is retried one operation per transaction, so one bad operation
+//! fails alone.
 
 use super::rows::method;
 use super::{AttemptRecord, Ingested, StoreError};
 use crate::model::{DeliveryStatus, EpochMs, Event, Method, Route, TargetKind, new_id};
 use crate::transform::Prepared;
-use sqlx::{PgPool, SqlitePool};
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::path::Path;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most operations in one transaction.
@@ -73,7 +76,7 @@ pub(super) enum WriteResult {
     Claimed(Vec<super::pipeline::DeliveryRow>),
 }
 
-type Reply = oneshot::Sender<Result<WriteResult, StoreError>>;
+pub(super) type Reply = oneshot::Sender<Result<WriteResult, StoreError>>;
 
 /// The sending side, held by the store.
 #[derive(Debug, Clone)]
@@ -82,10 +85,11 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    pub(super) fn sqlite(pool: SqlitePool) -> Self {
+    /// The writer of the SQLite database at `path`, on its own thread.
+    pub(super) fn sqlite(path: &Path) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run_sqlite(pool, rx));
-        Self { tx }
+        super::sqlite_writer::spawn(path, rx)?;
+        Ok(Self { tx })
     }
 
     pub(super) fn postgres(pool: PgPool) -> Self {
@@ -106,91 +110,104 @@ impl Batcher {
     }
 }
 
-/// The batch loop for one driver: the same code, compiled per driver.
-macro_rules! batch_loop {
-    ($name:ident, $apply:ident, $pool:ty, $db:ty, $before:ident, $in_tx:ident) => {
-        async fn $name(pool: $pool, mut rx: mpsc::Receiver<(WriteOp, Reply)>) {
-            let mut mode: Option<bool> = None;
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(item) => batch.push(item),
-                        Err(_) => break,
-                    }
+/// What one batch's transaction has done so far.
+#[derive(Debug, Default)]
+pub(super) struct BatchState {
+    /// Routes whose failure streak this transaction already ended: the
+    /// batch is one transaction, so ending it again changes nothing.
+    pub cleared_routes: HashSet<String>,
+}
+
+/// The PostgreSQL batch loop.
+async fn run_postgres(pool: PgPool, mut rx: mpsc::Receiver<(WriteOp, Reply)>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("hookgate_write_batch_size").record(batch.len() as f64);
+        // Only accepted events must be on disk before we answer;
+        // leases and attempt records may wait for the next sync.
+        let durable = batch.iter().any(|(op, _)| matches!(op, WriteOp::Ingest(_)));
+        let together: Result<Vec<WriteResult>, StoreError> = async {
+            let mut tx = pool.begin().await?;
+            postgres_in_tx(&mut tx, durable).await?;
+            let mut results = Vec::with_capacity(batch.len());
+            let mut state = BatchState::default();
+            for (op, _) in &batch {
+                results.push(apply_postgres(&mut tx, op, &mut state).await?);
+            }
+            tx.commit().await?;
+            Ok(results)
+        }
+        .await;
+        match together {
+            Ok(results) => {
+                for ((_, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
                 }
-                metrics::histogram!("hookgate_write_batch_size").record(batch.len() as f64);
-                // Only accepted events must be on disk before we answer;
-                // leases and attempt records may wait for the next sync.
-                let durable = batch.iter().any(|(op, _)| matches!(op, WriteOp::Ingest(_)));
-                let together: Result<Vec<WriteResult>, StoreError> = async {
-                    $before(&pool, durable, &mut mode).await?;
-                    let mut tx = pool.begin().await?;
-                    $in_tx(&mut tx, durable).await?;
-                    let mut results = Vec::with_capacity(batch.len());
-                    for (op, _) in &batch {
-                        results.push($apply(&mut tx, op).await?);
+            }
+            Err(error) if batch.len() == 1 => {
+                let (_, reply) = batch.pop().expect("one");
+                let _ = reply.send(Err(error));
+            }
+            Err(error) => {
+                tracing::debug!(%error, size = batch.len(), "write batch failed; retrying one by one");
+                for (op, reply) in batch {
+                    let alone: Result<WriteResult, StoreError> = async {
+                        let mut tx = pool.begin().await?;
+                        let result =
+                            apply_postgres(&mut tx, &op, &mut BatchState::default()).await?;
+                        tx.commit().await?;
+                        Ok(result)
                     }
-                    tx.commit().await?;
-                    Ok(results)
-                }
-                .await;
-                match together {
-                    Ok(results) => {
-                        for ((_, reply), result) in batch.into_iter().zip(results) {
-                            let _ = reply.send(Ok(result));
-                        }
-                    }
-                    Err(error) if batch.len() == 1 => {
-                        let (_, reply) = batch.pop().expect("one");
-                        let _ = reply.send(Err(error));
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, size = batch.len(), "write batch failed; retrying one by one");
-                        for (op, reply) in batch {
-                            let alone: Result<WriteResult, StoreError> = async {
-                                $before(&pool, true, &mut mode).await?;
-                                let mut tx = pool.begin().await?;
-                                let result = $apply(&mut tx, &op).await?;
-                                tx.commit().await?;
-                                Ok(result)
-                            }
-                            .await;
-                            let _ = reply.send(alone);
-                        }
-                    }
+                    .await;
+                    let _ = reply.send(alone);
                 }
             }
         }
+    }
+}
 
-        async fn $apply(tx: &mut sqlx::Transaction<'static, $db>, op: &WriteOp) -> Result<WriteResult, StoreError> {
-            match op {
-                WriteOp::Ingest(event) => {
-                    let inserted = sqlx::query(
-                        "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created) \
+async fn apply_postgres(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    op: &WriteOp,
+    state: &mut BatchState,
+) -> Result<WriteResult, StoreError> {
+    match op {
+        WriteOp::Ingest(event) => {
+            let inserted = sqlx::query(
+                "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created) \
                          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&event.organization_id)
-                    .bind(&event.id)
-                    .bind(&event.event_type)
-                    .bind(&event.payload)
-                    .bind(&event.shop_id)
-                    .bind(event.created)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                    if inserted == 0 {
-                        let deliveries: Vec<String> = sqlx::query_scalar(
+            )
+            .bind(&event.organization_id)
+            .bind(&event.id)
+            .bind(&event.event_type)
+            .bind(&event.payload)
+            .bind(&event.shop_id)
+            .bind(event.created)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                let deliveries: Vec<String> = sqlx::query_scalar(
                             "SELECT id FROM deliveries WHERE organization_id = $1 AND event_id = $2 ORDER BY id",
                         )
                         .bind(&event.organization_id)
                         .bind(&event.id)
                         .fetch_all(&mut **tx)
                         .await?;
-                        return Ok(WriteResult::Ingested(Ingested { event_id: event.id.clone(), deliveries, created: false }));
-                    }
-                    // Routing: read inside the same transaction as the event.
-                    let hooks: Vec<(String, String, String)> = sqlx::query_as(
+                return Ok(WriteResult::Ingested(Ingested {
+                    event_id: event.id.clone(),
+                    deliveries,
+                    created: false,
+                }));
+            }
+            // Routing: read inside the same transaction as the event.
+            let hooks: Vec<(String, String, String)> = sqlx::query_as(
                         "SELECT h.integration_id, h.endpoint, h.method FROM integration_hooks h \
                          JOIN integrations i ON i.id = h.integration_id \
                          WHERE h.organization_id = $1 AND h.hook_type = $2 AND i.enabled AND i.disabled_reason IS NULL \
@@ -200,7 +217,7 @@ macro_rules! batch_loop {
                     .bind(&event.event_type)
                     .fetch_all(&mut **tx)
                     .await?;
-                    let webhooks: Vec<(String, String, String)> = sqlx::query_as(
+            let webhooks: Vec<(String, String, String)> = sqlx::query_as(
                         "SELECT id, urls, method FROM webhooks \
                          WHERE organization_id = $1 AND topic = $2 AND NOT deleted AND disabled_reason IS NULL \
                          AND (shop_id IS NULL OR $3 IS NULL OR shop_id = $3) ORDER BY created, id",
@@ -210,21 +227,32 @@ macro_rules! batch_loop {
                     .bind(&event.shop_id)
                     .fetch_all(&mut **tx)
                     .await?;
-                    let mut routes: Vec<Route> = Vec::new();
-                    for (id, endpoint, m) in hooks {
-                        routes.push(Route { target_kind: TargetKind::Integration, target_id: id, endpoint, method: method(&m)? });
-                    }
-                    for (id, urls, m) in webhooks {
-                        let urls: Vec<String> = serde_json::from_str(&urls).map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
-                        let m: Method = method(&m)?;
-                        for endpoint in urls {
-                            routes.push(Route { target_kind: TargetKind::Webhook, target_id: id.clone(), endpoint, method: m });
-                        }
-                    }
-                    let mut ids = Vec::with_capacity(routes.len());
-                    for route in &routes {
-                        let id = new_id("dlv");
-                        sqlx::query(
+            let mut routes: Vec<Route> = Vec::new();
+            for (id, endpoint, m) in hooks {
+                routes.push(Route {
+                    target_kind: TargetKind::Integration,
+                    target_id: id,
+                    endpoint,
+                    method: method(&m)?,
+                });
+            }
+            for (id, urls, m) in webhooks {
+                let urls: Vec<String> = serde_json::from_str(&urls)
+                    .map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
+                let m: Method = method(&m)?;
+                for endpoint in urls {
+                    routes.push(Route {
+                        target_kind: TargetKind::Webhook,
+                        target_id: id.clone(),
+                        endpoint,
+                        method: m,
+                    });
+                }
+            }
+            let mut ids = Vec::with_capacity(routes.len());
+            for route in &routes {
+                let id = new_id("dlv");
+                sqlx::query(
                             "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
                              method, status, transformed, next_attempt_at, created, modified) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', FALSE, $9, $9, $9)",
@@ -240,13 +268,24 @@ macro_rules! batch_loop {
                         .bind(event.created)
                         .execute(&mut **tx)
                         .await?;
-                        ids.push(id);
-                    }
-                    Ok(WriteResult::Ingested(Ingested { event_id: event.id.clone(), deliveries: ids, created: true }))
-                }
-                WriteOp::StoreTransform { delivery, owner, requests, now } => {
-                    let Some((first, rest)) = requests.split_first() else { return Ok(WriteResult::Added(Some(Vec::new()))) };
-                    let updated = sqlx::query(
+                ids.push(id);
+            }
+            Ok(WriteResult::Ingested(Ingested {
+                event_id: event.id.clone(),
+                deliveries: ids,
+                created: true,
+            }))
+        }
+        WriteOp::StoreTransform {
+            delivery,
+            owner,
+            requests,
+            now,
+        } => {
+            let Some((first, rest)) = requests.split_first() else {
+                return Ok(WriteResult::Added(Some(Vec::new())));
+            };
+            let updated = sqlx::query(
                         "UPDATE deliveries SET transformed = TRUE, body = $1, content_type = $2, headers = $3, modified = $4 \
                          WHERE id = $5 AND lease_owner = $6",
                     )
@@ -259,13 +298,13 @@ macro_rules! batch_loop {
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
-                    if updated == 0 {
-                        return Ok(WriteResult::Added(None));
-                    }
-                    let mut ids = Vec::new();
-                    for (body, content_type, headers) in rest {
-                        let id = new_id("dlv");
-                        sqlx::query(
+            if updated == 0 {
+                return Ok(WriteResult::Added(None));
+            }
+            let mut ids = Vec::new();
+            for (body, content_type, headers) in rest {
+                let id = new_id("dlv");
+                sqlx::query(
                             "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
                              method, status, transformed, body, content_type, headers, next_attempt_at, created, modified) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', TRUE, $9, $10, $11, $12, $12, $12)",
@@ -284,14 +323,19 @@ macro_rules! batch_loop {
                         .bind(now)
                         .execute(&mut **tx)
                         .await?;
-                        ids.push(id);
-                    }
-                    Ok(WriteResult::Added(Some(ids)))
-                }
-                WriteOp::RecordAttempt { delivery_id, owner, record } => {
-                    let a = &record.attempt;
-                    let completed = (record.status != DeliveryStatus::Pending).then_some(a.started + a.duration_ms);
-                    let updated = sqlx::query(
+                ids.push(id);
+            }
+            Ok(WriteResult::Added(Some(ids)))
+        }
+        WriteOp::RecordAttempt {
+            delivery_id,
+            owner,
+            record,
+        } => {
+            let a = &record.attempt;
+            let completed =
+                (record.status != DeliveryStatus::Pending).then_some(a.started + a.duration_ms);
+            let updated = sqlx::query(
                         "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
                          last_status = $4, lease_owner = NULL, lease_expires = NULL, modified = $5, completed = $6 \
                          WHERE id = $7 AND lease_owner = $8",
@@ -307,10 +351,10 @@ macro_rules! batch_loop {
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
-                    if updated == 0 {
-                        return Ok(WriteResult::Done(false));
-                    }
-                    sqlx::query(
+            if updated == 0 {
+                return Ok(WriteResult::Done(false));
+            }
+            sqlx::query(
                         "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, error, response_excerpt) \
                          VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4, $5, $6)",
                     )
@@ -322,26 +366,40 @@ macro_rules! batch_loop {
                     .bind(&a.response_excerpt)
                     .execute(&mut **tx)
                     .await?;
-                    if let Some(target_id) = &record.route_succeeded {
-                        sqlx::query("DELETE FROM target_health WHERE target_id = $1")
-                            .bind(target_id)
-                            .execute(&mut **tx)
-                            .await?;
-                    }
-                    Ok(WriteResult::Done(true))
-                }
-                WriteOp::Claim { sql, owner, now, lease_until, limit } => {
-                    let rows = sqlx::query_as(sql)
-                        .bind(owner)
-                        .bind(lease_until)
-                        .bind(now)
-                        .bind(limit)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                    Ok(WriteResult::Claimed(rows))
-                }
-                WriteOp::Finish { delivery_id, owner, status, reason, now } => {
-                    let updated = sqlx::query(
+            if let Some(target_id) = &record.route_succeeded
+                && state.cleared_routes.insert(target_id.clone())
+            {
+                sqlx::query("DELETE FROM target_health WHERE target_id = $1")
+                    .bind(target_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(WriteResult::Done(true))
+        }
+        WriteOp::Claim {
+            sql,
+            owner,
+            now,
+            lease_until,
+            limit,
+        } => {
+            let rows = sqlx::query_as(sql)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut **tx)
+                .await?;
+            Ok(WriteResult::Claimed(rows))
+        }
+        WriteOp::Finish {
+            delivery_id,
+            owner,
+            status,
+            reason,
+            now,
+        } => {
+            let updated = sqlx::query(
                         "UPDATE deliveries SET status = $1, last_error = $2, lease_owner = NULL, lease_expires = NULL, modified = $3, \
                          completed = $3 WHERE id = $4 AND lease_owner = $5",
                     )
@@ -353,59 +411,9 @@ macro_rules! batch_loop {
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
-                    Ok(WriteResult::Done(updated > 0))
-                }
-            }
+            Ok(WriteResult::Done(updated > 0))
         }
-    };
-}
-
-batch_loop!(
-    run_sqlite,
-    apply_sqlite,
-    SqlitePool,
-    sqlx::Sqlite,
-    sqlite_before,
-    sqlite_in_tx
-);
-batch_loop!(
-    run_postgres,
-    apply_postgres,
-    PgPool,
-    sqlx::Postgres,
-    postgres_before,
-    postgres_in_tx
-);
-
-/// SQLite sets durability per connection, outside a transaction: FULL
-/// (fsync at commit) for batches with events, NORMAL (fsync at checkpoint;
-/// still safe against a killed process) for the rest.
-async fn sqlite_before(
-    pool: &SqlitePool,
-    durable: bool,
-    mode: &mut Option<bool>,
-) -> Result<(), sqlx::Error> {
-    if *mode != Some(durable) {
-        let pragma = if durable {
-            "PRAGMA synchronous = FULL"
-        } else {
-            "PRAGMA synchronous = NORMAL"
-        };
-        sqlx::query(pragma).execute(pool).await?;
-        *mode = Some(durable);
     }
-    Ok(())
-}
-
-async fn sqlite_in_tx(
-    _: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    _: bool,
-) -> Result<(), sqlx::Error> {
-    Ok(())
-}
-
-async fn postgres_before(_: &PgPool, _: bool, _: &mut Option<bool>) -> Result<(), sqlx::Error> {
-    Ok(())
 }
 
 /// PostgreSQL sets it per transaction.

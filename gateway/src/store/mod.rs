@@ -13,6 +13,7 @@ mod plugins;
 
 pub use pipeline::{AttemptRecord, DeliveryFilter, Ingested};
 mod rows;
+mod sqlite_writer;
 
 use crate::secrets::Cipher;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -37,6 +38,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite writer failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -119,10 +123,10 @@ impl Store {
             // the busy handler.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
             Self {
-                batcher: batch::Batcher::sqlite(writer.clone()),
+                batcher: batch::Batcher::sqlite(options.get_filename())?,
                 writer: Backend::Sqlite(writer),
                 backend: Backend::Sqlite(pool),
                 cipher,

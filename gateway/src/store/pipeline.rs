@@ -36,6 +36,33 @@ pub(super) struct DeliveryRow {
 }
 
 impl DeliveryRow {
+    /// A row of `DELIVERY_COLUMNS`, read by the SQLite writer.
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            organization_id: row.get(1)?,
+            event_id: row.get(2)?,
+            event_type: row.get(3)?,
+            target_kind: row.get(4)?,
+            target_id: row.get(5)?,
+            endpoint: row.get(6)?,
+            method: row.get(7)?,
+            status: row.get(8)?,
+            transformed: row.get(9)?,
+            body: row.get(10)?,
+            content_type: row.get(11)?,
+            headers: row.get(12)?,
+            attempts: row.get(13)?,
+            attempt_base: row.get(14)?,
+            next_attempt_at: row.get(15)?,
+            last_error: row.get(16)?,
+            last_status: row.get(17)?,
+            created: row.get(18)?,
+            modified: row.get(19)?,
+            completed: row.get(20)?,
+        })
+    }
+
     fn into_domain(self) -> Result<Delivery, StoreError> {
         Ok(Delivery {
             target_kind: TargetKind::parse(&self.target_kind)
