@@ -11,11 +11,10 @@
 //! channel once. The rest of the store (reads, the management API) stays
 //! on sqlx; SQLite serialises writers across connections.
 
-use super::batch::{BatchState, Reply, WriteOp, WriteResult};
+use super::batch::{BatchState, Reply, WriteOp, WriteResult, routes, sql};
 use super::pipeline::DeliveryRow;
-use super::rows::method;
 use super::{Ingested, StoreError};
-use crate::model::{Route, TargetKind, new_id};
+use crate::model::new_id;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use std::path::Path;
 use std::time::Duration;
@@ -107,7 +106,8 @@ fn set_durability(
     durable: bool,
 ) -> Result<(), StoreError> {
     if *mode != Some(durable) {
-        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
+        // 2 is FULL, 1 is NORMAL.
+        conn.pragma_update(None, "synchronous", if durable { 2 } else { 1 })?;
         *mode = Some(durable);
     }
     Ok(())
@@ -120,24 +120,17 @@ fn apply(
 ) -> Result<WriteResult, StoreError> {
     match op {
         WriteOp::Ingest(event) => {
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![
-                    event.organization_id,
-                    event.id,
-                    event.event_type,
-                    event.payload,
-                    event.shop_id,
-                    event.created
-                ])?;
+            let inserted = tx.prepare_cached(sql::INSERT_EVENT)?.execute(params![
+                event.organization_id,
+                event.id,
+                event.event_type,
+                event.payload,
+                event.shop_id,
+                event.created
+            ])?;
             if inserted == 0 {
                 let deliveries = tx
-                    .prepare_cached(
-                        "SELECT id FROM deliveries WHERE organization_id = ?1 AND event_id = ?2 ORDER BY id",
-                    )?
+                    .prepare_cached(sql::EVENT_DELIVERIES)?
                     .query_map(params![event.organization_id, event.id], |row| row.get(0))?
                     .collect::<Result<Vec<String>, _>>()?;
                 return Ok(WriteResult::Ingested(Ingested {
@@ -147,54 +140,31 @@ fn apply(
                 }));
             }
             // Routing: read inside the same transaction as the event.
-            let mut routes: Vec<Route> = Vec::new();
             let hooks = tx
-                .prepare_cached(
-                    "SELECT h.integration_id, h.endpoint, h.method FROM integration_hooks h \
-                     JOIN integrations i ON i.id = h.integration_id \
-                     WHERE h.organization_id = ?1 AND h.hook_type = ?2 AND i.enabled AND i.disabled_reason IS NULL \
-                     ORDER BY h.integration_id, h.position",
-                )?
+                .prepare_cached(sql::ROUTE_HOOKS)?
                 .query_map(params![event.organization_id, event.event_type], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            for (id, endpoint, m) in hooks {
-                routes.push(Route {
-                    target_kind: TargetKind::Integration,
-                    target_id: id,
-                    endpoint,
-                    method: method(&m)?,
-                });
-            }
             let webhooks = tx
-                .prepare_cached(
-                    "SELECT id, urls, method FROM webhooks \
-                     WHERE organization_id = ?1 AND topic = ?2 AND NOT deleted AND disabled_reason IS NULL \
-                     AND (shop_id IS NULL OR ?3 IS NULL OR shop_id = ?3) ORDER BY created, id",
+                .prepare_cached(sql::ROUTE_WEBHOOKS)?
+                .query_map(
+                    params![event.organization_id, event.event_type, event.shop_id],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
+                    },
                 )?
-                .query_map(params![event.organization_id, event.event_type, event.shop_id], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
-                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            for (id, urls, m) in webhooks {
-                let urls: Vec<String> = serde_json::from_str(&urls)
-                    .map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
-                let m = method(&m)?;
-                for endpoint in urls {
-                    routes.push(Route {
-                        target_kind: TargetKind::Webhook,
-                        target_id: id.clone(),
-                        endpoint,
-                        method: m,
-                    });
-                }
-            }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
-                 method, status, transformed, next_attempt_at, created, modified) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', FALSE, ?9, ?9, ?9)",
-            )?;
+            let routes = routes(hooks, webhooks)?;
+            let mut insert = tx.prepare_cached(sql::INSERT_DELIVERY)?;
             let mut ids = Vec::with_capacity(routes.len());
             for route in &routes {
                 let id = new_id("dlv");
@@ -226,27 +196,18 @@ fn apply(
             let Some((first, rest)) = requests.split_first() else {
                 return Ok(WriteResult::Added(Some(Vec::new())));
             };
-            let updated = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET transformed = TRUE, body = ?1, content_type = ?2, headers = ?3, modified = ?4 \
-                     WHERE id = ?5 AND lease_owner = ?6",
-                )?
-                .execute(params![
-                    first.0,
-                    first.1,
-                    serde_json::to_string(&first.2).unwrap_or_default(),
-                    now,
-                    delivery.id,
-                    owner
-                ])?;
+            let updated = tx.prepare_cached(sql::STORE_TRANSFORM)?.execute(params![
+                first.0,
+                first.1,
+                serde_json::to_string(&first.2).unwrap_or_default(),
+                now,
+                delivery.id,
+                owner
+            ])?;
             if updated == 0 {
                 return Ok(WriteResult::Added(None));
             }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, \
-                 method, status, transformed, body, content_type, headers, next_attempt_at, created, modified) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', TRUE, ?9, ?10, ?11, ?12, ?12, ?12)",
-            )?;
+            let mut insert = tx.prepare_cached(sql::INSERT_FANNED_OUT)?;
             let mut ids = Vec::new();
             for (body, content_type, headers) in rest {
                 let id = new_id("dlv");
@@ -276,30 +237,20 @@ fn apply(
             let a = &record.attempt;
             let completed = (record.status != crate::model::DeliveryStatus::Pending)
                 .then_some(a.started + a.duration_ms);
-            let updated = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3, \
-                     last_status = ?4, lease_owner = NULL, lease_expires = NULL, modified = ?5, completed = ?6 \
-                     WHERE id = ?7 AND lease_owner = ?8",
-                )?
-                .execute(params![
-                    record.status.as_str(),
-                    record.next_attempt_at,
-                    a.error,
-                    a.status_code,
-                    a.started + a.duration_ms,
-                    completed,
-                    delivery_id,
-                    owner
-                ])?;
+            let updated = tx.prepare_cached(sql::RECORD_ATTEMPT)?.execute(params![
+                record.status.as_str(),
+                record.next_attempt_at,
+                a.error,
+                a.status_code,
+                a.started + a.duration_ms,
+                completed,
+                delivery_id,
+                owner
+            ])?;
             if updated == 0 {
                 return Ok(WriteResult::Done(false));
             }
-            tx.prepare_cached(
-                "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, error, response_excerpt) \
-                 VALUES (?1, (SELECT attempts FROM deliveries WHERE id = ?1), ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
+            tx.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
                 delivery_id,
                 a.started,
                 a.duration_ms,
@@ -310,7 +261,7 @@ fn apply(
             if let Some(target_id) = &record.route_succeeded
                 && state.cleared_routes.insert(target_id.clone())
             {
-                tx.prepare_cached("DELETE FROM target_health WHERE target_id = ?1")?
+                tx.prepare_cached(sql::END_STREAK)?
                     .execute(params![target_id])?;
             }
             Ok(WriteResult::Done(true))
@@ -322,7 +273,7 @@ fn apply(
             lease_until,
             limit,
         } => {
-            // `sql` numbers its parameters $1…$4 in order of first use.
+            // Like the statements in `sql`, it uses $1…$4 first in that order.
             let rows = tx
                 .prepare_cached(sql)?
                 .query_map(
@@ -339,12 +290,13 @@ fn apply(
             reason,
             now,
         } => {
-            let updated = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = ?1, last_error = ?2, lease_owner = NULL, lease_expires = NULL, \
-                     modified = ?3, completed = ?3 WHERE id = ?4 AND lease_owner = ?5",
-                )?
-                .execute(params![status.as_str(), reason, now, delivery_id, owner])?;
+            let updated = tx.prepare_cached(sql::FINISH)?.execute(params![
+                status.as_str(),
+                reason,
+                now,
+                delivery_id,
+                owner
+            ])?;
             Ok(WriteResult::Done(updated > 0))
         }
     }
