@@ -17,7 +17,7 @@ use std::path::Path;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most operations in one transaction.
-const MAX_BATCH: usize = 256;
+pub(super) const MAX_BATCH: usize = 256;
 
 /// A delivery's identity, enough to fan a transform out.
 #[derive(Debug, Clone)]

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The SQLite writer failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The SQLite writer's thread could not start.
+    #[error("could not start the database writer: {0}")]
+    Writer(std::io::Error),
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

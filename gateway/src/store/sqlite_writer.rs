@@ -11,7 +11,7 @@
 //! channel once. The rest of the store (reads, the management API) stays
 //! on sqlx; SQLite serialises writers across connections.
 
-use super::batch::{BatchState, Reply, WriteOp, WriteResult, routes, sql};
+use super::batch::{BatchState, MAX_BATCH, Reply, WriteOp, WriteResult, routes, sql};
 use super::pipeline::DeliveryRow;
 use super::{Ingested, StoreError};
 use crate::model::new_id;
@@ -19,9 +19,6 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Most operations in one transaction.
-const MAX_BATCH: usize = 256;
 
 /// Opens the writer connection on `path` and starts its thread.
 pub(super) fn spawn(
@@ -47,7 +44,7 @@ pub(super) fn spawn(
                 apply_batch(&mut conn, &mut durable_mode, batch);
             }
         })
-        .map_err(|e| StoreError::Corrupt(format!("could not start the writer thread: {e}")))?;
+        .map_err(StoreError::Writer)?;
     Ok(())
 }
 
