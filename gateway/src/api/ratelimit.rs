@@ -3,7 +3,7 @@
 //! from `governor`; the admin key is never limited. Limits are per replica.
 
 use super::error::ApiError;
-use governor::clock::{Clock as _, DefaultClock};
+use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::num::NonZeroU32;
 
@@ -14,7 +14,6 @@ const MAX_TRACKED: usize = 10_000;
 #[derive(Debug)]
 pub struct RateLimits {
     limiter: Option<DefaultKeyedRateLimiter<String>>,
-    clock: DefaultClock,
 }
 
 impl RateLimits {
@@ -22,7 +21,6 @@ impl RateLimits {
     pub fn new(per_second: Option<NonZeroU32>) -> Self {
         Self {
             limiter: per_second.map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_second(n))),
-            clock: DefaultClock::default(),
         }
     }
 
@@ -39,7 +37,7 @@ impl RateLimits {
             .check_key(&organization_id.to_owned())
             .map_err(|not_until| {
                 metrics::counter!("hookgate_requests_rate_limited_total").increment(1);
-                ApiError::RateLimited(not_until.wait_time_from(self.clock.now()))
+                ApiError::RateLimited(not_until.wait_time_from(limiter.clock().now()))
             })
     }
 }

@@ -54,22 +54,8 @@ fn apply_batch(
     mut batch: Vec<(WriteOp, Reply)>,
 ) {
     metrics::histogram!("hookgate_write_batch_size").record(batch.len() as f64);
-    // Only accepted events must be on disk before we answer; leases and
-    // attempt records may wait for the next sync (still safe against a
-    // killed process: WAL with synchronous=NORMAL).
-    let durable = batch.iter().any(|(op, _)| matches!(op, WriteOp::Ingest(_)));
-    let together = (|| {
-        set_durability(conn, durable_mode, durable)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut state = BatchState::default();
-        let results = batch
-            .iter()
-            .map(|(op, _)| apply(&tx, op, &mut state))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        tx.commit()?;
-        Ok::<_, StoreError>(results)
-    })();
-    match together {
+    let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
+    match commit(conn, durable_mode, &ops) {
         Ok(results) => {
             for ((_, reply), result) in batch.into_iter().zip(results) {
                 let _ = reply.send(Ok(result));
@@ -82,17 +68,33 @@ fn apply_batch(
         Err(error) => {
             tracing::debug!(%error, size = batch.len(), "write batch failed; retrying one by one");
             for (op, reply) in batch {
-                let alone = (|| {
-                    set_durability(conn, durable_mode, true)?;
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let result = apply(&tx, &op, &mut BatchState::default())?;
-                    tx.commit()?;
-                    Ok(result)
-                })();
+                let alone = commit(conn, durable_mode, &[&op])
+                    .map(|mut results| results.pop().expect("one result per operation"));
                 let _ = reply.send(alone);
             }
         }
     }
+}
+
+/// Applies `ops` in one transaction; one result per operation.
+fn commit(
+    conn: &mut Connection,
+    durable_mode: &mut Option<bool>,
+    ops: &[&WriteOp],
+) -> Result<Vec<WriteResult>, StoreError> {
+    // Only accepted events must be on disk before we answer; leases and
+    // attempt records may wait for the next sync (still safe against a
+    // killed process: WAL with synchronous=NORMAL).
+    let durable = ops.iter().any(|op| matches!(op, WriteOp::Ingest(_)));
+    set_durability(conn, durable_mode, durable)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut state = BatchState::default();
+    let results = ops
+        .iter()
+        .map(|op| apply(&tx, op, &mut state))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    tx.commit()?;
+    Ok(results)
 }
 
 /// FULL (fsync at commit) for batches with events, NORMAL for the rest; set
