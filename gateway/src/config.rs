@@ -108,7 +108,7 @@ pub struct ServeSettings {
     /// Sandbox limits.
     pub limits: crate::plugin::Limits,
     /// Delivery workers.
-    pub workers: crate::worker::WorkerSettings,
+    pub workers: crate::pipeline::WorkerSettings,
 }
 
 impl ServeArgs {
@@ -152,17 +152,17 @@ impl ServeArgs {
             secret_rotation_overlap: self.secret_rotation_overlap.into(),
             rate_limit: std::num::NonZeroU32::new(self.rate_limit),
             limits: self.limits.limits(),
-            workers: crate::worker::WorkerSettings {
+            workers: crate::pipeline::WorkerSettings {
                 concurrency: self.workers.max(1),
                 per_endpoint: self.endpoint_concurrency.max(1),
                 lease: self.lease.into(),
                 poll: Duration::from_millis(500),
                 disable_after: self.disable_after.into(),
-                http: crate::deliver::HttpSettings {
+                http: crate::pipeline::deliver::HttpSettings {
                     timeout: self.delivery_timeout.into(),
                     allow_private: self.allow_private_destinations,
                 },
-                retry: crate::record::RetryPolicy {
+                retry: crate::pipeline::record::RetryPolicy {
                     schedule: retry_schedule,
                 },
             },

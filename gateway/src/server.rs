@@ -3,10 +3,10 @@
 
 use crate::api::{self, AppState, KeyCache, RateLimits};
 use crate::config::ServeSettings;
+use crate::pipeline::Pipeline;
 use crate::plugin::{InstanceMode, Registry, Runtime, RuntimeConfig};
 use crate::secrets::Cipher;
 use crate::store::Store;
-use crate::worker::Pipeline;
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;

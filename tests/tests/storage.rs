@@ -2,11 +2,11 @@
 //! file and PostgreSQL (`HOOKGATE_TEST_POSTGRES_URL`; required in CI).
 
 use hookgate::model::{
-    ApiKey, Authentication, Hook, Integration, Method, Organization, PluginRef, Secret, Webhook,
-    WebhookFilter,
+    ApiKey, Attempt, Authentication, DeliveryStatus, Event, Hook, Integration, Method, OrgId,
+    Organization, PluginRef, PreparedRequest, Secret, Webhook, WebhookFilter,
 };
 use hookgate::secrets::Cipher;
-use hookgate::store::{Store, StoreError};
+use hookgate::store::{DeliveryFilter, Recorded, RouteHealth, Store, StoreError};
 use hookgate_tests::fresh_postgres_database;
 use std::collections::BTreeMap;
 
@@ -14,16 +14,17 @@ fn cipher() -> Cipher {
     Cipher::new(&[42u8; 32])
 }
 
-fn org(id: &str, created: i64) -> (Organization, ApiKey) {
+fn org(name: &str, created: i64) -> (Organization, ApiKey) {
+    let id = OrgId::generate();
     (
         Organization {
-            id: id.into(),
-            name: format!("{id} inc"),
+            id: id.clone(),
+            name: format!("{name} inc"),
             created,
         },
         ApiKey {
-            id: format!("key_{id}"),
-            organization_id: id.into(),
+            id: format!("key_{name}_{id}"),
+            organization_id: id,
             secret_hash: "ab".repeat(32),
             created,
             revoked: None,
@@ -31,10 +32,10 @@ fn org(id: &str, created: i64) -> (Organization, ApiKey) {
     )
 }
 
-fn integration(id: &str, org: &str, created: i64) -> Integration {
+fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
     Integration {
         id: id.into(),
-        organization_id: org.into(),
+        organization_id: org.clone(),
         name: "crm".into(),
         description: Some("d".into()),
         hooks: vec![
@@ -70,10 +71,10 @@ fn integration(id: &str, org: &str, created: i64) -> Integration {
     }
 }
 
-fn webhook(id: &str, org: &str, topic: &str, shop: Option<&str>, created: i64) -> Webhook {
+fn webhook(id: &str, org: &OrgId, topic: &str, shop: Option<&str>, created: i64) -> Webhook {
     Webhook {
         id: id.into(),
-        organization_id: org.into(),
+        organization_id: org.clone(),
         topic: topic.into(),
         urls: vec![
             "https://h.example.com/a".into(),
@@ -99,8 +100,8 @@ async fn suite(url: &str) {
     let again = Store::connect(url, cipher()).await.expect("connect again");
     again.ping().await.expect("ping");
 
-    let (a, ka) = org("org_a", 1);
-    let (b, kb) = org("org_b", 2);
+    let (a, ka) = org("a", 1);
+    let (b, kb) = org("b", 2);
     store.create_organization(&a, &ka).await.expect("org a");
     store.create_organization(&b, &kb).await.expect("org b");
     assert!(matches!(
@@ -110,38 +111,35 @@ async fn suite(url: &str) {
     let orgs = store.list_organizations(0, 10).await.expect("list");
     assert_eq!(
         (orgs.total, orgs.items.len(), orgs.items[0].id.as_str()),
-        (2, 2, "org_a")
+        (2, 2, a.id.as_str())
     );
     assert_eq!(
         store
-            .get_api_key("key_org_a")
+            .get_api_key(&ka.id)
             .await
             .expect("key")
             .organization_id,
-        "org_a"
+        a.id
     );
     store
-        .revoke_api_key("org_a", "key_org_a", 99)
+        .revoke_api_key(&a.id, &ka.id, 99)
         .await
         .expect("revoke");
     assert_eq!(
-        store.get_api_key("key_org_a").await.expect("key").revoked,
+        store.get_api_key(&ka.id).await.expect("key").revoked,
         Some(99)
     );
     assert!(matches!(
-        store.revoke_api_key("org_b", "key_org_a", 100).await,
+        store.revoke_api_key(&b.id, &ka.id, 100).await,
         Err(StoreError::NotFound)
     ));
 
     // Integrations round-trip, secrets included, and stay inside their organization.
-    let i = integration("int_1", "org_a", 10);
+    let i = integration("int_1", &a.id, 10);
     store.insert_integration(&i).await.expect("insert");
-    assert_eq!(
-        store.get_integration("org_a", "int_1").await.expect("get"),
-        i
-    );
+    assert_eq!(store.get_integration(&a.id, "int_1").await.expect("get"), i);
     assert!(matches!(
-        store.get_integration("org_b", "int_1").await,
+        store.get_integration(&b.id, "int_1").await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
@@ -154,22 +152,22 @@ async fn suite(url: &str) {
     changed.modified = 11;
     store.update_integration(&changed).await.expect("update");
     assert_eq!(
-        store.get_integration("org_a", "int_1").await.expect("get"),
+        store.get_integration(&a.id, "int_1").await.expect("get"),
         changed
     );
     let mut foreign = changed.clone();
-    foreign.organization_id = "org_b".into();
+    foreign.organization_id = b.id.clone();
     assert!(matches!(
         store.update_integration(&foreign).await,
         Err(StoreError::NotFound)
     ));
     for n in 2..=5 {
         store
-            .insert_integration(&integration(&format!("int_{n}"), "org_a", 10 + n))
+            .insert_integration(&integration(&format!("int_{n}"), &a.id, 10 + n))
             .await
             .expect("insert");
     }
-    let page = store.list_integrations("org_a", 1, 2).await.expect("list");
+    let page = store.list_integrations(&a.id, 1, 2).await.expect("list");
     assert_eq!(
         (
             page.total,
@@ -179,22 +177,22 @@ async fn suite(url: &str) {
     );
     assert_eq!(
         store
-            .list_integrations("org_b", 0, 10)
+            .list_integrations(&b.id, 0, 10)
             .await
             .expect("list")
             .total,
         0
     );
     assert!(matches!(
-        store.delete_integration("org_b", "int_1").await,
+        store.delete_integration(&b.id, "int_1").await,
         Err(StoreError::NotFound)
     ));
     store
-        .delete_integration("org_a", "int_1")
+        .delete_integration(&a.id, "int_1")
         .await
         .expect("delete");
     assert!(matches!(
-        store.get_integration("org_a", "int_1").await,
+        store.get_integration(&a.id, "int_1").await,
         Err(StoreError::NotFound)
     ));
 
@@ -207,21 +205,12 @@ async fn suite(url: &str) {
         };
         let shop = (n % 3 == 0).then_some("s3");
         store
-            .insert_webhook(&webhook(
-                &format!("wh_{n:02}"),
-                "org_a",
-                topic,
-                shop,
-                100 + n,
-            ))
+            .insert_webhook(&webhook(&format!("wh_{n:02}"), &a.id, topic, shop, 100 + n))
             .await
             .expect("insert");
     }
     let all = WebhookFilter::default();
-    let page = store
-        .list_webhooks("org_a", &all, 10, 5)
-        .await
-        .expect("list");
+    let page = store.list_webhooks(&a.id, &all, 10, 5).await.expect("list");
     assert_eq!(
         (page.total, page.items.len(), page.items[0].id.as_str()),
         (12, 2, "wh_10")
@@ -232,7 +221,7 @@ async fn suite(url: &str) {
     };
     assert_eq!(
         store
-            .list_webhooks("org_a", &by_topic, 0, 100)
+            .list_webhooks(&a.id, &by_topic, 0, 100)
             .await
             .expect("list")
             .total,
@@ -244,22 +233,22 @@ async fn suite(url: &str) {
     };
     assert_eq!(
         store
-            .list_webhooks("org_a", &by_shop, 0, 100)
+            .list_webhooks(&a.id, &by_shop, 0, 100)
             .await
             .expect("list")
             .total,
         4
     );
-    let mut w = store.get_webhook("org_a", "wh_00").await.expect("get");
-    assert_eq!(w, webhook("wh_00", "org_a", "NEW_MEMBER", Some("s3"), 100));
+    let mut w = store.get_webhook(&a.id, "wh_00").await.expect("get");
+    assert_eq!(w, webhook("wh_00", &a.id, "NEW_MEMBER", Some("s3"), 100));
     w.deleted = true;
     w.previous_secret = Some((w.secret.clone(), 5_000));
     w.secret = Secret::new("whsec_new");
     store.update_webhook(&w).await.expect("update");
-    assert_eq!(store.get_webhook("org_a", "wh_00").await.expect("get"), w);
+    assert_eq!(store.get_webhook(&a.id, "wh_00").await.expect("get"), w);
     assert_eq!(
         store
-            .list_webhooks("org_a", &all, 0, 100)
+            .list_webhooks(&a.id, &all, 0, 100)
             .await
             .expect("list")
             .total,
@@ -271,7 +260,7 @@ async fn suite(url: &str) {
     };
     assert_eq!(
         store
-            .list_webhooks("org_a", &with_deleted, 0, 100)
+            .list_webhooks(&a.id, &with_deleted, 0, 100)
             .await
             .expect("list")
             .total,
@@ -279,14 +268,14 @@ async fn suite(url: &str) {
     );
     assert_eq!(
         store
-            .list_webhooks("org_b", &with_deleted, 0, 100)
+            .list_webhooks(&b.id, &with_deleted, 0, 100)
             .await
             .expect("list")
             .total,
         0
     );
     assert!(matches!(
-        store.get_webhook("org_b", "wh_00").await,
+        store.get_webhook(&b.id, "wh_00").await,
         Err(StoreError::NotFound)
     ));
 
@@ -295,10 +284,213 @@ async fn suite(url: &str) {
         .await
         .expect("connect");
     assert!(matches!(
-        stranger.get_webhook("org_a", "wh_01").await,
+        stranger.get_webhook(&a.id, "wh_01").await,
         Err(StoreError::Corrupt(_))
     ));
+    queue(&store, &a.id, &b.id).await;
     store.close().await;
+}
+
+fn event(org: &OrgId, id: &str, event_type: &str, created: i64) -> Event {
+    Event {
+        organization_id: org.clone(),
+        id: id.into(),
+        event_type: event_type.into(),
+        payload: r#"{"n": 12345678901234567890123}"#.into(),
+        shop_id: None,
+        created,
+    }
+}
+
+fn outcome(delivery: &str, owner: &str, status: DeliveryStatus, now: i64) -> Recorded {
+    Recorded {
+        delivery_id: delivery.into(),
+        owner: owner.into(),
+        status,
+        next_attempt_at: now + 10,
+        attempt: Some(Attempt {
+            delivery_id: delivery.into(),
+            attempt: 1,
+            started: now - 5,
+            duration_ms: 5,
+            status_code: Some(503),
+            error: Some("receiver answered 503".into()),
+            response_excerpt: Some("busy".into()),
+        }),
+        error: Some("receiver answered 503".into()),
+        route: RouteHealth::Failed {
+            target_id: "wh_q".into(),
+        },
+        now,
+    }
+}
+
+/// The hot path: ingest (idempotent, routed), claim under a lease, the
+/// transform result and the record fenced by it, tenant-scoped reads,
+/// replay, lease release.
+async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
+    let mut w = webhook("wh_q", a, "queue.test", None, 500);
+    w.urls = vec![
+        "https://q.example.com/1".into(),
+        "https://q.example.com/2".into(),
+    ];
+    store.insert_webhook(&w).await.expect("webhook");
+
+    // The same id twice at once, and once more later: one event.
+    let first = event(a, "evt_1", "queue.test", 1_000);
+    let (x, y) = tokio::join!(store.ingest(&first), store.ingest(&first));
+    let (x, y) = (x.expect("ingest"), y.expect("ingest"));
+    assert_eq!(x.deliveries.len(), 2, "one delivery per URL");
+    assert_eq!(x.deliveries, y.deliveries);
+    assert!(x.created ^ y.created, "exactly one created it: {x:?} {y:?}");
+    let again = store.ingest(&first).await.expect("ingest");
+    assert_eq!((again.created, &again.deliveries), (false, &x.deliveries));
+    // Another organization's event of the same id and type routes nowhere.
+    let theirs = store
+        .ingest(&event(b, "evt_1", "queue.test", 1_000))
+        .await
+        .expect("ingest");
+    assert!(theirs.created && theirs.deliveries.is_empty(), "{theirs:?}");
+    let stored = store.get_event(a, "evt_1").await.expect("event");
+    assert_eq!(stored.payload, first.payload, "the payload as posted");
+    assert!(matches!(
+        store.get_event(b, "evt_2").await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A claim leases both, with the event they need; a second finds none.
+    let claim = store.claim("w1", 2_000, 60_000, 10).await.expect("claim");
+    assert_eq!(claim.deliveries.len(), 2);
+    assert_eq!(claim.events.len(), 1);
+    assert_eq!(claim.events[0].payload, first.payload);
+    assert_eq!(claim.next_due, None, "nothing else is due");
+    let none = store.claim("w2", 2_001, 60_000, 10).await.expect("claim");
+    assert!(
+        none.deliveries.is_empty(),
+        "leased deliveries are not claimed twice"
+    );
+
+    // The transform result and the record are fenced by the lease.
+    let d = &claim.deliveries[0];
+    let request = PreparedRequest {
+        body: b"{}".to_vec(),
+        content_type: "application/json".into(),
+        headers: vec![("x-a".into(), "1".into())],
+    };
+    assert!(matches!(
+        store
+            .store_transform(d, "w2", std::slice::from_ref(&request), 2_002)
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    let fanned = store
+        .store_transform(d, "w1", &[request.clone(), request.clone()], 2_002)
+        .await
+        .expect("transform");
+    assert_eq!(fanned.len(), 1, "the second request is a new delivery");
+    let lost = store
+        .record(outcome(&d.id, "w2", DeliveryStatus::Pending, 2_003))
+        .await
+        .expect("record");
+    assert!(!lost.held);
+    let held = store
+        .record(outcome(&d.id, "w1", DeliveryStatus::Pending, 2_003))
+        .await
+        .expect("record");
+    assert_eq!((held.held, held.failing_since), (true, Some(2_003)));
+    let after = store.get_delivery(a, &d.id).await.expect("delivery");
+    assert_eq!(
+        (
+            after.status,
+            after.attempts,
+            after.transformed,
+            after.next_attempt_at
+        ),
+        (DeliveryStatus::Pending, 1, true, 2_013)
+    );
+    assert_eq!(after.headers, request.headers);
+    let attempts = store.attempts(a, &d.id).await.expect("attempts");
+    assert_eq!(
+        (attempts.len(), attempts[0].status_code, attempts[0].attempt),
+        (1, Some(503), 1)
+    );
+    assert!(store.attempts(b, &d.id).await.expect("attempts").is_empty());
+    assert!(matches!(
+        store.get_delivery(b, &d.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Due again after its delay, with the fanned-out one; done for good after.
+    let claim = store.claim("w1", 2_013, 60_000, 10).await.expect("claim");
+    let ids: Vec<&str> = claim.deliveries.iter().map(|d| d.id.as_str()).collect();
+    assert!(
+        ids.contains(&d.id.as_str()) && ids.contains(&fanned[0].as_str()),
+        "{ids:?}"
+    );
+    for d in &claim.deliveries {
+        let mut done = outcome(&d.id, "w1", DeliveryStatus::Delivered, 2_020);
+        done.route = RouteHealth::Succeeded {
+            target_id: "wh_q".into(),
+        };
+        assert!(store.record(done).await.expect("record").held);
+    }
+    let delivered = DeliveryFilter {
+        status: Some(DeliveryStatus::Delivered),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_deliveries(a, &delivered, 0, 10)
+            .await
+            .expect("list")
+            .total,
+        2
+    );
+
+    // Replay queues the finished ones again, for their organization only.
+    assert_eq!(
+        store
+            .replay(b, None, &delivered, 3_000)
+            .await
+            .expect("replay"),
+        0
+    );
+    assert_eq!(
+        store
+            .replay(a, None, &delivered, 3_000)
+            .await
+            .expect("replay"),
+        2
+    );
+    assert_eq!(
+        store
+            .replay(a, None, &delivered, 3_001)
+            .await
+            .expect("replay"),
+        0
+    );
+    let replayed = store.get_delivery(a, &d.id).await.expect("delivery");
+    assert_eq!(
+        (replayed.status, replayed.attempt_base),
+        (DeliveryStatus::Pending, replayed.attempts)
+    );
+
+    // Leases held at shutdown are released.
+    let claim = store.claim("w3", 3_000, 60_000, 10).await.expect("claim");
+    assert!(!claim.deliveries.is_empty());
+    assert_eq!(
+        store.release_leases("w3").await.expect("release"),
+        claim.deliveries.len() as u64
+    );
+    assert_eq!(
+        store
+            .claim("w4", 3_001, 60_000, 10)
+            .await
+            .expect("claim")
+            .deliveries
+            .len(),
+        claim.deliveries.len()
+    );
 }
 
 #[tokio::test]

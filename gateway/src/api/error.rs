@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 413.
     #[error("request body too large")]
     TooLarge,
+    /// 503: the database is out of reach; nothing was changed, try again.
+    #[error("service unavailable: the database is out of reach; try again")]
+    Unavailable,
     /// 429: over the organization's request rate; retry after the wait.
     #[error("rate limited: too many requests for this organization")]
     RateLimited(std::time::Duration),
@@ -79,6 +82,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,16 +96,23 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::TooLarge => "payload_too_large",
             Self::RateLimited(_) => "rate_limited",
+            Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
 }
 
 impl From<StoreError> for ApiError {
+    /// Not found is a 404 and a unique constraint a 409; an unreachable
+    /// database is a 503 (logged); anything else is a 500.
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => Self::NotFound("object"),
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            other if other.is_unavailable() => {
+                tracing::error!(error = %other, "database unavailable");
+                Self::Unavailable
+            }
             other => Self::Internal(other.into()),
         }
     }
@@ -118,6 +129,11 @@ impl IntoResponse for ApiError {
         };
         let body = json!({"message": self.to_string(), "data": data});
         let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, Self::Unavailable) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        }
         if let Self::RateLimited(wait) = self {
             // Whole seconds, rounded up: a client that waits this long gets in.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -143,7 +159,7 @@ pub struct ErrorEnvelope {
 pub struct ErrorData {
     /// Machine-readable code: `validation_error`, `malformed_request`,
     /// `unauthorized`, `not_found`, `conflict`, `payload_too_large`,
-    /// `rate_limited`, `internal_error`, `method_not_allowed`.
+    /// `rate_limited`, `unavailable`, `internal_error`, `method_not_allowed`.
     pub code: String,
     /// Per-field problems, for `validation_error`.
     #[serde(skip_serializing_if = "Option::is_none")]

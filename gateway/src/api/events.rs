@@ -5,8 +5,8 @@ use super::error::ApiError;
 use super::extract::{JsonBody, OrgAuth, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, ok};
-use crate::ingest::{self, NewEvent};
 use crate::model::{Attempt, Delivery, DeliveryStatus, now_ms};
+use crate::pipeline::ingest::{self, NewEvent};
 use crate::store::DeliveryFilter;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -319,7 +319,7 @@ pub async fn get(
     out.attempts = Some(
         state
             .store
-            .attempts(&id)
+            .attempts(&auth.organization_id, &id)
             .await?
             .into_iter()
             .map(AttemptOut::from)

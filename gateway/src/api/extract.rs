@@ -148,8 +148,8 @@ impl FromRequestParts<AppState> for Admin {
 /// The caller acts for this organization (its API key).
 #[derive(Debug, Clone)]
 pub struct OrgAuth {
-    /// The organization's id.
-    pub organization_id: String,
+    /// The organization's id, as its key proved it.
+    pub organization_id: crate::model::OrgId,
 }
 
 impl FromRequestParts<AppState> for OrgAuth {
@@ -162,7 +162,7 @@ impl FromRequestParts<AppState> for OrgAuth {
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
         let (id, secret) = secrets::parse_api_key(key).ok_or(ApiError::Unauthorized)?;
         let organization_id = state.keys.verify(&state.store, id, secret).await?;
-        state.rate_limits.check(&organization_id)?;
+        state.rate_limits.check(organization_id.as_str())?;
         Ok(OrgAuth { organization_id })
     }
 }

@@ -6,6 +6,7 @@ use super::extract::{JsonBody, OrgAuth, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
 use crate::model::{Authentication, Hook, Integration, Method, PluginRef, Secret, new_id, now_ms};
+use crate::pipeline::request::is_gateway_owned;
 use crate::secrets;
 use axum::extract::State;
 use axum::response::Response;
@@ -174,7 +175,7 @@ impl From<&Integration> for IntegrationOut {
     fn from(i: &Integration) -> Self {
         Self {
             id: i.id.clone(),
-            organization_id: i.organization_id.clone(),
+            organization_id: i.organization_id.to_string(),
             name: i.name.clone(),
             description: i.description.clone(),
             hooks: i
@@ -233,7 +234,7 @@ impl IntegrationIn {
     fn validate(self, auth: &OrgAuth, allow_private: bool) -> Result<Validated, ApiError> {
         let mut p = Problems::default();
         if let Some(org) = &self.organization_id
-            && org != &auth.organization_id
+            && auth.organization_id != org.as_str()
         {
             p.add("organizationId", "must be the organization of the API key");
         }
@@ -348,7 +349,7 @@ fn validate_auth(
             "authentication.header_format",
             "must be an HTTP header name",
         );
-    } else if is_host_owned(&header_format) {
+    } else if is_gateway_owned(&header_format) {
         p.add(
             "authentication.header_format",
             "names a header the gateway sets itself",
@@ -548,19 +549,4 @@ pub async fn delete(
         .map_err(ApiError::not_found("integration"))?;
     state.pipeline.forget_target(&id);
     Ok(ok("integration deleted", IntegrationOut::from(&existing)))
-}
-
-/// Headers the gateway sets on every delivery, which an auth header may not replace.
-fn is_host_owned(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.starts_with("webhook-")
-        || [
-            "content-length",
-            "content-type",
-            "host",
-            "transfer-encoding",
-            "user-agent",
-            "connection",
-        ]
-        .contains(&lower.as_str())
 }

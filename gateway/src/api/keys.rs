@@ -3,6 +3,7 @@
 //! at once on the replica that made it and within `TTL` on the others.
 
 use super::error::ApiError;
+use crate::model::OrgId;
 use crate::secrets;
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    organization_id: String,
+    organization_id: OrgId,
     secret_hash: String,
     revoked: bool,
     fetched: Instant,
@@ -29,7 +30,7 @@ pub struct KeyCache {
 impl KeyCache {
     /// The organization of key `id` when `secret` matches it and it is not
     /// revoked; [`ApiError::Unauthorized`] otherwise.
-    pub async fn verify(&self, store: &Store, id: &str, secret: &str) -> Result<String, ApiError> {
+    pub async fn verify(&self, store: &Store, id: &str, secret: &str) -> Result<OrgId, ApiError> {
         let cached = self
             .lock()
             .get(id)

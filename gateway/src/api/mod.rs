@@ -60,7 +60,7 @@ pub struct AppState {
     /// Largest accepted plugin upload.
     pub max_plugin_bytes: usize,
     /// The delivery pipeline (woken after ingest).
-    pub pipeline: Arc<crate::worker::Pipeline>,
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// Prometheus exporter, when installed.
     pub metrics: Option<PrometheusHandle>,
 }

@@ -36,10 +36,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.store.delivery_counts().await {
         Ok(counts) => {
             for status in crate::model::DeliveryStatus::ALL {
-                let n = counts
-                    .iter()
-                    .find(|(s, _)| s == status.as_str())
-                    .map_or(0, |(_, n)| *n);
+                let n = counts.get(status.as_str()).copied().unwrap_or(0);
                 metrics::gauge!("hookgate_deliveries", "status" => status.as_str()).set(n as f64);
             }
         }

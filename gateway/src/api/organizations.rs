@@ -4,7 +4,7 @@ use super::error::ApiError;
 use super::extract::{Admin, JsonBody, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, created, ok};
-use crate::model::{ApiKey, Organization, new_id, now_ms};
+use crate::model::{ApiKey, OrgId, Organization, now_ms};
 use crate::secrets;
 use axum::extract::State;
 use axum::response::Response;
@@ -54,7 +54,7 @@ pub struct KeyOut {
 impl From<&Organization> for OrganizationOut {
     fn from(o: &Organization) -> Self {
         Self {
-            id: o.id.clone(),
+            id: o.id.to_string(),
             name: o.name.clone(),
             created: o.created,
             api_key: None,
@@ -79,7 +79,7 @@ pub async fn create(
     p.finish()?;
     let now = now_ms();
     let org = Organization {
-        id: new_id("org"),
+        id: OrgId::generate(),
         name: name.unwrap_or_default(),
         created: now,
     };
@@ -140,7 +140,7 @@ pub async fn create_key(
         .store
         .get_organization(&id)
         .await
-        .map_err(|_| ApiError::NotFound("organization"))?;
+        .map_err(ApiError::not_found("organization"))?;
     let key = secrets::new_api_key();
     let now = now_ms();
     state
@@ -158,7 +158,7 @@ pub async fn create_key(
         "api key created",
         KeyOut {
             id: key.id,
-            organization_id: org.id,
+            organization_id: org.id.to_string(),
             api_key: Some(key.key),
             created: now,
             revoked: None,
@@ -176,20 +176,24 @@ pub async fn revoke_key(
     _: Admin,
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let now = now_ms();
+    let org = state
+        .store
+        .get_organization(&id)
+        .await
+        .map_err(ApiError::not_found("api key"))?;
     state
         .store
-        .revoke_api_key(&id, &key_id, now)
+        .revoke_api_key(&org.id, &key_id, now_ms())
         .await
-        .map_err(|_| ApiError::NotFound("api key"))?;
+        .map_err(ApiError::not_found("api key"))?;
     state.keys.forget(&key_id);
     let key = state.store.get_api_key(&key_id).await?;
-    tracing::info!(organization_id = %id, key_id = %key_id, "api key revoked");
+    tracing::info!(organization_id = %org.id, key_id = %key_id, "api key revoked");
     Ok(ok(
         "api key revoked",
         KeyOut {
             id: key.id,
-            organization_id: key.organization_id,
+            organization_id: key.organization_id.to_string(),
             api_key: None,
             created: key.created,
             revoked: key.revoked,

@@ -119,7 +119,7 @@ impl From<&Webhook> for WebhookOut {
             web_hook_urls: w.urls.clone(),
             name: w.name.clone(),
             shop_id: w.shop_id.clone(),
-            company_id: w.organization_id.clone(),
+            company_id: w.organization_id.to_string(),
             method: w.method.as_str().to_owned(),
             plugin: w.plugin.as_ref().map(PluginRefOut::from),
             config: w.config.clone(),

@@ -5,7 +5,8 @@
 use super::bindings::{self, Integration, IntegrationPre};
 use super::cache::CompileCache;
 use super::error::{LoadError, PluginError, PluginErrorKind};
-use super::types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent, is_reserved_header};
+use super::types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};
+use crate::pipeline::request::plugin_may_set;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -403,9 +404,11 @@ impl Runtime {
         // start functions trap with "interrupt" once the ticker has run.
         store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
         let bindings = plugin.pre.instantiate(&mut store).map_err(|e| {
-            let text = format!("{e:#}");
-            if text.contains("limit") && text.contains("concurrent") {
-                plugin.error(PluginErrorKind::Busy(text))
+            // Every slot of the pool in use: a typed error, retried later.
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
+                plugin.error(PluginErrorKind::Busy(format!("{e:#}")))
             } else {
                 let kind = self.classify_trap(&store, &e);
                 plugin.error(kind)
@@ -475,7 +478,7 @@ impl Runtime {
                     .headers
                     .into_iter()
                     .map(|h| {
-                        if is_reserved_header(&h.name) {
+                        if !plugin_may_set(&h.name) {
                             return Err(plugin.error(PluginErrorKind::ReservedHeader(h.name)));
                         }
                         check_header_value(&h.name, &h.value).map_err(|e| plugin.error(e))?;

@@ -42,18 +42,3 @@ pub enum Outcome {
     /// Send nothing, for this reason.
     Drop(String),
 }
-
-/// Header names a plugin may not set: the gateway owns them.
-pub(crate) fn is_reserved_header(name: &str) -> bool {
-    const RESERVED: &[&str] = &[
-        "authorization",
-        "content-length",
-        "content-type",
-        "host",
-        "transfer-encoding",
-        "user-agent",
-        "connection",
-    ];
-    let lower = name.to_ascii_lowercase();
-    RESERVED.contains(&lower.as_str()) || lower.starts_with("webhook-")
-}

@@ -1,8 +1,10 @@
 //! Organizations, API keys, integrations and webhook subscriptions.
 
 use super::rows::{IntegrationRow, WebhookRow, auth_json, config_json, hooks_json};
-use super::{Backend, Store, StoreError, conflict, with_pool};
-use crate::model::{ApiKey, EpochMs, Integration, Organization, Page, Webhook, WebhookFilter};
+use super::{Store, StoreError, conflict, with_pool};
+use crate::model::{
+    ApiKey, EpochMs, Integration, OrgId, Organization, Page, Webhook, WebhookFilter,
+};
 
 const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks, authentication, client_secret, \
      signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified";
@@ -18,7 +20,7 @@ macro_rules! insert_hooks {
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&$i.id)
-            .bind(&$i.organization_id)
+            .bind($i.organization_id.as_str())
             .bind(position as i64)
             .bind(&hook.hook_type)
             .bind(hook.method.as_str())
@@ -39,14 +41,14 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO organizations (id, name, created) VALUES ($1, $2, $3)")
-                .bind(&org.id)
+                .bind(org.id.as_str())
                 .bind(&org.name)
                 .bind(org.created)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("INSERT INTO api_keys (id, organization_id, secret_hash, created) VALUES ($1, $2, $3, $4)")
                 .bind(&key.id)
-                .bind(&key.organization_id)
+                .bind(key.organization_id.as_str())
                 .bind(&key.secret_hash)
                 .bind(key.created)
                 .execute(&mut *tx)
@@ -76,7 +78,11 @@ impl Store {
         Ok(Page {
             items: rows
                 .into_iter()
-                .map(|(id, name, created)| Organization { id, name, created })
+                .map(|(id, name, created)| Organization {
+                    id: OrgId::trusted(id),
+                    name,
+                    created,
+                })
                 .collect(),
             total,
         })
@@ -91,7 +97,11 @@ impl Store {
         .fetch_optional(p)
         .await?);
         let (id, name, created) = row.ok_or(StoreError::NotFound)?;
-        Ok(Organization { id, name, created })
+        Ok(Organization {
+            id: OrgId::trusted(id),
+            name,
+            created,
+        })
     }
 
     /// Adds an API key to an existing organization.
@@ -101,7 +111,7 @@ impl Store {
             "INSERT INTO api_keys (id, organization_id, secret_hash, created) VALUES ($1, $2, $3, $4)"
         )
         .bind(&key.id)
-        .bind(&key.organization_id)
+        .bind(key.organization_id.as_str())
         .bind(&key.secret_hash)
         .bind(key.created)
         .execute(p)
@@ -127,7 +137,7 @@ impl Store {
             row.ok_or(StoreError::NotFound)?;
         Ok(ApiKey {
             id,
-            organization_id,
+            organization_id: OrgId::trusted(organization_id),
             secret_hash,
             created,
             revoked,
@@ -137,7 +147,7 @@ impl Store {
     /// Revokes a key of `organization_id`; a revoked key stays revoked.
     pub async fn revoke_api_key(
         &self,
-        organization_id: &str,
+        organization_id: &OrgId,
         key_id: &str,
         at: EpochMs,
     ) -> Result<(), StoreError> {
@@ -147,7 +157,7 @@ impl Store {
         )
         .bind(at)
         .bind(key_id)
-        .bind(organization_id)
+        .bind(organization_id.as_str())
         .execute(p)
         .await?
         .rows_affected()
@@ -168,7 +178,7 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query(&sql)
                 .bind(&i.id)
-                .bind(&i.organization_id)
+                .bind(i.organization_id.as_str())
                 .bind(&i.name)
                 .bind(&i.description)
                 .bind(hooks_json(&i.hooks))
@@ -218,7 +228,7 @@ impl Store {
             .bind(&i.disabled_reason)
             .bind(i.modified)
             .bind(&i.id)
-            .bind(&i.organization_id)
+            .bind(i.organization_id.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -238,7 +248,7 @@ impl Store {
     /// An integration of `organization_id`.
     pub async fn get_integration(
         &self,
-        organization_id: &str,
+        organization_id: &OrgId,
         id: &str,
     ) -> Result<Integration, StoreError> {
         let sql = format!(
@@ -246,7 +256,7 @@ impl Store {
         );
         let row: Option<IntegrationRow> = with_pool!(self, |p| sqlx::query_as(&sql)
             .bind(id)
-            .bind(organization_id)
+            .bind(organization_id.as_str())
             .fetch_optional(p)
             .await?);
         row.ok_or(StoreError::NotFound)?.into_domain(&self.cipher)
@@ -255,7 +265,7 @@ impl Store {
     /// One page of an organization's integrations, oldest first.
     pub async fn list_integrations(
         &self,
-        organization_id: &str,
+        organization_id: &OrgId,
         start: i64,
         limit: i64,
     ) -> Result<Page<Integration>, StoreError> {
@@ -264,14 +274,14 @@ impl Store {
         );
         let (rows, total): (Vec<IntegrationRow>, i64) = with_pool!(self, |p| {
             let rows = sqlx::query_as(&sql)
-                .bind(organization_id)
+                .bind(organization_id.as_str())
                 .bind(limit)
                 .bind(start)
                 .fetch_all(p)
                 .await?;
             let total =
                 sqlx::query_scalar("SELECT COUNT(*) FROM integrations WHERE organization_id = $1")
-                    .bind(organization_id)
+                    .bind(organization_id.as_str())
                     .fetch_one(p)
                     .await?;
             (rows, total)
@@ -288,7 +298,7 @@ impl Store {
     /// Deletes an integration and its routing rows.
     pub async fn delete_integration(
         &self,
-        organization_id: &str,
+        organization_id: &OrgId,
         id: &str,
     ) -> Result<(), StoreError> {
         with_pool!(self, |p| {
@@ -297,13 +307,13 @@ impl Store {
                 "DELETE FROM integration_hooks WHERE integration_id = $1 AND organization_id = $2",
             )
             .bind(id)
-            .bind(organization_id)
+            .bind(organization_id.as_str())
             .execute(&mut *tx)
             .await?;
             let deleted =
                 sqlx::query("DELETE FROM integrations WHERE id = $1 AND organization_id = $2")
                     .bind(id)
-                    .bind(organization_id)
+                    .bind(organization_id.as_str())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -323,7 +333,7 @@ impl Store {
         let cipher = &self.cipher;
         with_pool!(self, |p| sqlx::query(&sql)
             .bind(&w.id)
-            .bind(&w.organization_id)
+            .bind(w.organization_id.as_str())
             .bind(&w.topic)
             .bind(serde_json::to_string(&w.urls).unwrap_or_default())
             .bind(&w.name)
@@ -374,7 +384,7 @@ impl Store {
         .bind(&w.disabled_reason)
         .bind(w.modified)
         .bind(&w.id)
-        .bind(&w.organization_id)
+        .bind(w.organization_id.as_str())
         .execute(p)
         .await?
         .rows_affected()
@@ -388,7 +398,7 @@ impl Store {
     /// A webhook subscription of `organization_id` (deleted ones too).
     pub async fn get_webhook(
         &self,
-        organization_id: &str,
+        organization_id: &OrgId,
         id: &str,
     ) -> Result<Webhook, StoreError> {
         let sql = format!(
@@ -396,7 +406,7 @@ impl Store {
         );
         let row: Option<WebhookRow> = with_pool!(self, |p| sqlx::query_as(&sql)
             .bind(id)
-            .bind(organization_id)
+            .bind(organization_id.as_str())
             .fetch_optional(p)
             .await?);
         row.ok_or(StoreError::NotFound)?.into_domain(&self.cipher)
@@ -406,7 +416,7 @@ impl Store {
     /// Lists never show secrets, so the results carry none.
     pub async fn list_webhooks(
         &self,
-        organization_id: &str,
+        organization_id: &OrgId,
         filter: &WebhookFilter,
         start: i64,
         limit: i64,
@@ -431,8 +441,8 @@ impl Store {
         );
         let count_sql = format!("SELECT COUNT(*) FROM webhooks WHERE {condition}");
         let (rows, total): (Vec<WebhookRow>, i64) = with_pool!(self, |p| {
-            let mut query = sqlx::query_as(&sql).bind(organization_id);
-            let mut count = sqlx::query_scalar(&count_sql).bind(organization_id);
+            let mut query = sqlx::query_as(&sql).bind(organization_id.as_str());
+            let mut count = sqlx::query_scalar(&count_sql).bind(organization_id.as_str());
             for value in &params {
                 query = query.bind(*value);
                 count = count.bind(*value);

@@ -6,24 +6,24 @@
 //! columns hold ciphertext only: secrets are encrypted on the way in and
 //! decrypted on the way out, here and nowhere else.
 
-mod batch;
 mod management;
-mod pipeline;
 mod plugins;
-
-pub use pipeline::{AttemptRecord, DeliveryFilter, Ingested};
+mod queue;
 mod rows;
-mod sqlite_writer;
+
+pub use queue::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
 
 use crate::secrets::Cipher;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use queue::Writer;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
 use std::time::Duration;
 
-/// What can go wrong in storage.
+/// What can go wrong in storage. Callers decide on the variant: only
+/// [`StoreError::NotFound`] means the object is not there.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The object does not exist (or belongs to another organization).
@@ -32,21 +32,68 @@ pub enum StoreError {
     /// A unique constraint was hit.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write fenced by a lease found the lease held by another worker.
+    #[error("the lease was lost to another worker")]
+    LeaseLost,
     /// A stored value could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The database failed.
+    /// The database could not be reached, or did not answer in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database refused or failed a statement.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The SQLite writer failed.
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The writer has stopped (the gateway is shutting down, or its thread
+    /// or task died).
+    #[error("the database writer has stopped")]
+    WriterGone,
     /// The SQLite writer's thread could not start.
     #[error("could not start the database writer: {0}")]
-    Writer(std::io::Error),
+    WriterStart(#[source] std::io::Error),
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether the database (or its writer) is out of reach, rather than the
+    /// request being wrong: worth answering 503 and trying again.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::WriterGone)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(Box::new(error)),
+            other => Self::Database(Box::new(other)),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{
+            CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure,
+        };
+        match &error {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure
+                ) =>
+            {
+                Self::Unavailable(Box::new(error))
+            }
+            _ => Self::Database(Box::new(error)),
+        }
+    }
 }
 
 /// Which database, and its pool.
@@ -61,10 +108,8 @@ enum Backend {
 pub struct Store {
     /// Reads and the management API's writes.
     backend: Backend,
-    /// The one writer of the delivery pipeline's hot path (claims).
-    writer: Backend,
-    /// Group commit for ingests and delivery records, on `writer`.
-    batcher: batch::Batcher,
+    /// The one writer of the delivery pipeline's hot path (group commit).
+    writer: Writer,
     cipher: Cipher,
 }
 
@@ -73,23 +118,12 @@ pub struct Store {
 macro_rules! with_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite($p) => $body,
-            Backend::Postgres($p) => $body,
+            $crate::store::Backend::Sqlite($p) => $body,
+            $crate::store::Backend::Postgres($p) => $body,
         }
     };
 }
 pub(crate) use with_pool;
-
-/// [`with_pool!`] on the hot path's writer.
-macro_rules! with_writer {
-    ($store:expr, |$p:ident| $body:expr) => {
-        match &$store.writer {
-            Backend::Sqlite($p) => $body,
-            Backend::Postgres($p) => $body,
-        }
-    };
-}
-pub(crate) use with_writer;
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite
@@ -103,8 +137,7 @@ impl Store {
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             Self {
-                batcher: batch::Batcher::postgres(pool.clone()),
-                writer: Backend::Postgres(pool.clone()),
+                writer: queue::postgres::start(PgConnectOptions::from_str(url)?)?,
                 backend: Backend::Postgres(pool),
                 cipher,
             }
@@ -121,16 +154,8 @@ impl Store {
                 .connect_with(options.clone())
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            // SQLite has one writer at a time: give the hot path one
-            // connection so writers queue in order instead of sleeping in
-            // the busy handler.
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options.clone())
-                .await?;
             Self {
-                batcher: batch::Batcher::sqlite(options.get_filename())?,
-                writer: Backend::Sqlite(writer),
+                writer: queue::sqlite::start(options.get_filename())?,
                 backend: Backend::Sqlite(pool),
                 cipher,
             }
@@ -155,9 +180,9 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection.
+    /// Closes the read pool. The writer stops when the last clone of the
+    /// store is dropped.
     pub async fn close(&self) {
-        with_writer!(self, |p| p.close().await);
         with_pool!(self, |p| p.close().await);
     }
 }
@@ -168,6 +193,6 @@ fn conflict(error: sqlx::Error, what: &str) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(what.to_owned())
         }
-        _ => StoreError::Database(error),
+        _ => error.into(),
     }
 }

@@ -1,7 +1,7 @@
 //! Plugin components and the active version per name: the source of truth
 //! every replica's registry follows.
 
-use super::{Backend, Store, StoreError, with_pool};
+use super::{Store, StoreError, with_pool};
 use crate::model::EpochMs;
 
 impl Store {

@@ -3,7 +3,11 @@
 //! a side effect of a domain or wire type.
 
 use super::StoreError;
-use crate::model::{Authentication, Hook, Integration, Method, PluginRef, Secret, Webhook};
+use super::queue::executor::{FromRow, Row};
+use crate::model::{
+    Attempt, Authentication, Delivery, DeliveryStatus, Event, Hook, Integration, Method, OrgId,
+    PluginRef, Secret, TargetKind, Webhook,
+};
 use crate::secrets::Cipher;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -145,7 +149,7 @@ impl IntegrationRow {
         };
         Ok(Integration {
             id: self.id,
-            organization_id: self.organization_id,
+            organization_id: OrgId::trusted(self.organization_id),
             name: self.name,
             description: self.description,
             hooks,
@@ -180,7 +184,7 @@ impl WebhookRow {
         };
         Ok(Webhook {
             id: self.id,
-            organization_id: self.organization_id,
+            organization_id: OrgId::trusted(self.organization_id),
             topic: self.topic,
             urls: serde_json::from_str(&self.urls).map_err(|e| corrupt("urls", e))?,
             name: self.name,
@@ -195,5 +199,142 @@ impl WebhookRow {
             created: self.created,
             modified: self.modified,
         })
+    }
+}
+
+/// A row of `deliveries` (columns as `queue::sql::DELIVERY_COLUMNS`).
+#[derive(Debug)]
+pub(super) struct DeliveryRow {
+    id: String,
+    organization_id: String,
+    event_id: String,
+    event_type: String,
+    target_kind: String,
+    target_id: String,
+    endpoint: String,
+    method: String,
+    status: String,
+    transformed: bool,
+    body: Option<Vec<u8>>,
+    content_type: Option<String>,
+    headers: Option<String>,
+    attempts: i64,
+    attempt_base: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    last_status: Option<i64>,
+    created: i64,
+    modified: i64,
+    completed: Option<i64>,
+}
+
+impl FromRow for DeliveryRow {
+    fn from_row(row: &impl Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.text(0)?,
+            organization_id: row.text(1)?,
+            event_id: row.text(2)?,
+            event_type: row.text(3)?,
+            target_kind: row.text(4)?,
+            target_id: row.text(5)?,
+            endpoint: row.text(6)?,
+            method: row.text(7)?,
+            status: row.text(8)?,
+            transformed: row.boolean(9)?,
+            body: row.opt_bytes(10)?,
+            content_type: row.opt_text(11)?,
+            headers: row.opt_text(12)?,
+            attempts: row.int(13)?,
+            attempt_base: row.int(14)?,
+            next_attempt_at: row.int(15)?,
+            last_error: row.opt_text(16)?,
+            last_status: row.opt_int(17)?,
+            created: row.int(18)?,
+            modified: row.int(19)?,
+            completed: row.opt_int(20)?,
+        })
+    }
+}
+
+impl DeliveryRow {
+    pub(super) fn into_domain(self) -> Result<Delivery, StoreError> {
+        Ok(Delivery {
+            target_kind: TargetKind::parse(&self.target_kind)
+                .ok_or_else(|| corrupt("target kind", &self.target_kind))?,
+            method: method(&self.method)?,
+            status: DeliveryStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("status", &self.status))?,
+            headers: match self.headers {
+                Some(h) => serde_json::from_str(&h).map_err(|e| corrupt("headers", e))?,
+                None => Vec::new(),
+            },
+            id: self.id,
+            organization_id: OrgId::trusted(self.organization_id),
+            event_id: self.event_id,
+            event_type: self.event_type,
+            target_id: self.target_id,
+            endpoint: self.endpoint,
+            transformed: self.transformed,
+            body: self.body,
+            content_type: self.content_type,
+            attempts: self.attempts,
+            attempt_base: self.attempt_base,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error,
+            last_status: self.last_status,
+            created: self.created,
+            modified: self.modified,
+            completed: self.completed,
+        })
+    }
+}
+
+/// A row of `events` (columns as `queue::sql::EVENT_COLUMNS`).
+#[derive(Debug)]
+pub(super) struct EventRow(Event);
+
+impl FromRow for EventRow {
+    fn from_row(row: &impl Row) -> Result<Self, StoreError> {
+        Ok(Self(Event {
+            organization_id: OrgId::trusted(row.text(0)?),
+            id: row.text(1)?,
+            event_type: row.text(2)?,
+            payload: row.text(3)?,
+            shop_id: row.opt_text(4)?,
+            created: row.int(5)?,
+        }))
+    }
+}
+
+impl EventRow {
+    pub(super) fn into_domain(self) -> Event {
+        self.0
+    }
+}
+
+/// A row of `attempts`, in column order.
+#[derive(Debug)]
+pub(super) struct AttemptRow(Attempt);
+
+/// The columns `AttemptRow` reads.
+pub(super) const ATTEMPT_COLUMNS: &str = "a.delivery_id, a.attempt, a.started, a.duration_ms, a.status_code, a.error, a.response_excerpt";
+
+impl FromRow for AttemptRow {
+    fn from_row(row: &impl Row) -> Result<Self, StoreError> {
+        Ok(Self(Attempt {
+            delivery_id: row.text(0)?,
+            attempt: row.int(1)?,
+            started: row.int(2)?,
+            duration_ms: row.int(3)?,
+            status_code: row.opt_int(4)?,
+            error: row.opt_text(5)?,
+            response_excerpt: row.opt_text(6)?,
+        }))
+    }
+}
+
+impl AttemptRow {
+    pub(super) fn into_domain(self) -> Attempt {
+        self.0
     }
 }

@@ -3,9 +3,9 @@
 //! tables, read inside that transaction), wake the workers. The caller
 //! answers 202 only after this returns.
 
-use crate::model::{Event, new_id, now_ms};
+use super::Pipeline;
+use crate::model::{Event, OrgId, new_id, now_ms};
 use crate::store::{Ingested, Store, StoreError};
-use crate::worker::Pipeline;
 
 /// A validated event to accept.
 #[derive(Debug, Clone)]
@@ -24,11 +24,11 @@ pub struct NewEvent {
 pub async fn accept(
     store: &Store,
     pipeline: &Pipeline,
-    organization_id: &str,
+    organization_id: &OrgId,
     event: NewEvent,
 ) -> Result<Ingested, StoreError> {
     let event = Event {
-        organization_id: organization_id.to_owned(),
+        organization_id: organization_id.clone(),
         id: event.id.unwrap_or_else(|| new_id("evt")),
         event_type: event.event_type,
         payload: event.payload,

@@ -17,14 +17,39 @@ const EARLY: Duration = Duration::from_secs(60);
 /// Lifetime assumed when the token endpoint gives none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Why no token could be had. Always retried.
+/// Why no token could be had (never carrying the secret or a token).
 #[derive(Debug, thiserror::Error)]
-#[error("token endpoint {endpoint}: {message}")]
-pub struct AuthError {
+#[error("token endpoint {endpoint}: {problem}")]
+pub struct AuthorizeError {
     /// The token endpoint.
     pub endpoint: String,
-    /// What went wrong (never the secret or a token).
-    pub message: String,
+    /// What went wrong.
+    pub problem: TokenProblem,
+}
+
+/// What went wrong fetching a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenProblem {
+    /// The endpoint is not a usable URL.
+    #[error("not a usable URL: {0}")]
+    Url(String),
+    /// The request failed: network, timeout, TLS.
+    #[error("request failed: {0}")]
+    Request(String),
+    /// The endpoint answered with an OAuth2 error (RFC 6749 §5.2).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The answer was not a token response.
+    #[error("unreadable response: {0}")]
+    Unreadable(String),
+}
+
+impl AuthorizeError {
+    /// Whether a later attempt may get a token. Always: endpoints come back
+    /// and credentials get fixed, and the retry schedule bounds the cost.
+    pub fn retryable(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone)]
@@ -62,7 +87,7 @@ impl TokenCache {
         integration_id: &str,
         auth: &Authentication,
         force_refresh: bool,
-    ) -> Result<(String, String), AuthError> {
+    ) -> Result<(String, String), AuthorizeError> {
         let token = self
             .token(http, integration_id, auth, force_refresh)
             .await?;
@@ -83,7 +108,7 @@ impl TokenCache {
         integration_id: &str,
         auth: &Authentication,
         force_refresh: bool,
-    ) -> Result<String, AuthError> {
+    ) -> Result<String, AuthorizeError> {
         let slot = self.slot(integration_id, auth);
         // Holding the slot's lock across the fetch makes concurrent callers
         // wait for one fetch instead of each making their own.
@@ -109,9 +134,9 @@ impl TokenCache {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("hookgate_token_fetches_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
-        let (token, lifetime) = result.map_err(|e| AuthError {
+        let (token, lifetime) = result.map_err(|e| AuthorizeError {
             endpoint: auth.token_endpoint.clone(),
-            message: e.message,
+            problem: e.problem,
         })?;
         slot.token = Some(CachedToken {
             token: token.clone(),
@@ -139,7 +164,7 @@ impl TokenCache {
 }
 
 struct FetchError {
-    message: String,
+    problem: TokenProblem,
     invalid_client: bool,
 }
 
@@ -149,7 +174,7 @@ async fn fetch(
     form_auth: bool,
 ) -> Result<(String, Duration), FetchError> {
     let token_url = TokenUrl::new(auth.token_endpoint.clone()).map_err(|e| FetchError {
-        message: e.to_string(),
+        problem: TokenProblem::Url(e.to_string()),
         invalid_client: false,
     })?;
     let client = BasicClient::new(ClientId::new(auth.client_id.clone()))
@@ -177,7 +202,7 @@ async fn fetch(
                 oauth2::RequestTokenError::ServerResponse(r) if matches!(r.error(), oauth2::basic::BasicErrorResponseType::InvalidClient)
             ) || matches!(&error, oauth2::RequestTokenError::Parse(_, body) if body.is_empty());
             Err(FetchError {
-                message: describe(&error),
+                problem: describe(&error),
                 invalid_client,
             })
         }
@@ -186,11 +211,13 @@ async fn fetch(
 
 fn describe<RE: std::error::Error + 'static>(
     error: &oauth2::RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
-) -> String {
+) -> TokenProblem {
     match error {
-        oauth2::RequestTokenError::ServerResponse(r) => format!("refused: {}", r.error()),
-        oauth2::RequestTokenError::Request(e) => format!("request failed: {e}"),
-        oauth2::RequestTokenError::Parse(e, _) => format!("unreadable response: {e}"),
-        oauth2::RequestTokenError::Other(m) => m.clone(),
+        oauth2::RequestTokenError::ServerResponse(r) => {
+            TokenProblem::Refused(r.error().to_string())
+        }
+        oauth2::RequestTokenError::Request(e) => TokenProblem::Request(e.to_string()),
+        oauth2::RequestTokenError::Parse(e, _) => TokenProblem::Unreadable(e.to_string()),
+        oauth2::RequestTokenError::Other(m) => TokenProblem::Unreadable(m.clone()),
     }
 }

@@ -7,10 +7,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// A secret was not `whsec_` + base64.
+/// Why a request could not be signed.
 #[derive(Debug, thiserror::Error)]
-#[error("signing secret is not whsec_<base64>")]
-pub struct BadSecret;
+pub enum SignError {
+    /// A secret was not `whsec_` + base64 (never fixed by retrying).
+    #[error("signing secret is not whsec_<base64>")]
+    BadSecret,
+}
 
 /// The three Standard Webhooks headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +32,13 @@ pub fn sign(
     timestamp: i64,
     body: &[u8],
     secrets: &[&str],
-) -> Result<Signature, BadSecret> {
+) -> Result<Signature, SignError> {
     let mut signatures = Vec::with_capacity(secrets.len());
     for secret in secrets {
         let key = B64
-            .decode(secret.strip_prefix("whsec_").ok_or(BadSecret)?)
-            .map_err(|_| BadSecret)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| BadSecret)?;
+            .decode(secret.strip_prefix("whsec_").ok_or(SignError::BadSecret)?)
+            .map_err(|_| SignError::BadSecret)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| SignError::BadSecret)?;
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());

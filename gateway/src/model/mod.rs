@@ -1,5 +1,11 @@
 //! Domain types: what the gateway stores and routes by, free of HTTP and SQL.
 
+mod ids;
+mod target;
+
+pub use ids::OrgId;
+pub use target::Target;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -45,7 +51,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Organization {
     /// `org_…`
-    pub id: String,
+    pub id: OrgId,
     /// Display name.
     pub name: String,
     /// Creation time.
@@ -58,7 +64,7 @@ pub struct ApiKey {
     /// `key_…`: the public part of the key.
     pub id: String,
     /// Owner.
-    pub organization_id: String,
+    pub organization_id: OrgId,
     /// sha256 of the secret part, hex.
     pub secret_hash: String,
     /// Creation time.
@@ -142,7 +148,7 @@ pub struct Integration {
     /// `int_…`
     pub id: String,
     /// Owner.
-    pub organization_id: String,
+    pub organization_id: OrgId,
     /// Name.
     pub name: String,
     /// Description.
@@ -173,7 +179,7 @@ pub struct Webhook {
     /// `wh_…`
     pub id: String,
     /// Owner.
-    pub organization_id: String,
+    pub organization_id: OrgId,
     /// Event type (topic, `webHookType`).
     pub topic: String,
     /// Callback URLs; each receives every event.
@@ -226,7 +232,7 @@ pub struct WebhookFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Owner.
-    pub organization_id: String,
+    pub organization_id: OrgId,
     /// The caller's id, or one Hookgate made (`evt_…`).
     pub id: String,
     /// Hook type.
@@ -332,7 +338,7 @@ pub struct Delivery {
     /// `dlv_…`; also the `webhook-id` the receiver sees.
     pub id: String,
     /// Owner.
-    pub organization_id: String,
+    pub organization_id: OrgId,
     /// The event.
     pub event_id: String,
     /// The event's type.
@@ -390,4 +396,15 @@ pub struct Attempt {
     pub error: Option<String>,
     /// The start of the response body (≤ 4 KiB).
     pub response_excerpt: Option<String>,
+}
+
+/// One request ready to sign and send, as the transform stage made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedRequest {
+    /// The bytes to send.
+    pub body: Vec<u8>,
+    /// Sent as `content-type`.
+    pub content_type: String,
+    /// Extra headers from the plugin (never one the gateway owns).
+    pub headers: Vec<(String, String)>,
 }

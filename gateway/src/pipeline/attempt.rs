@@ -1,0 +1,171 @@
+//! One attempt at one claimed delivery, as one chain:
+//! route → transform → authorize → sign → deliver → record. Each stage is a
+//! function with its own result and error type; every error becomes an
+//! [`Outcome`] (see `record.rs`, where retries are decided), and the
+//! recorder alone turns the outcome into the delivery's next state.
+
+use super::authorize::TokenCache;
+use super::deliver::{self, HostLimits, Response};
+use super::record::{Outcome, Recorder};
+use super::request::{self, Outgoing};
+use super::route::Routes;
+use super::sign;
+use super::transform::{self, Transformed};
+use crate::model::{Delivery, Event, PreparedRequest, Target, now_ms};
+use crate::plugin::Registry;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+/// What the stages of an attempt share.
+#[derive(Debug)]
+pub struct Chain {
+    pub(super) store: Store,
+    pub(super) registry: Arc<Registry>,
+    pub(super) routes: Routes,
+    pub(super) tokens: TokenCache,
+    pub(super) http: reqwest::Client,
+    pub(super) hosts: HostLimits,
+    pub(super) allow_private: bool,
+    pub(super) recorder: Recorder,
+    /// Woken when new work is queued (a transform fanned out).
+    pub(super) wake: Arc<Notify>,
+}
+
+impl Chain {
+    /// Runs one attempt at `delivery` (with its event when the claim read
+    /// it) and records what it came to.
+    pub async fn run(&self, mut delivery: Delivery, event: Option<Event>) {
+        let span = tracing::info_span!("delivery", delivery_id = %delivery.id, event_id = %delivery.event_id, route = %delivery.target_id);
+        // `instrument`, not `enter`: the span must follow the future across awaits.
+        async {
+            let started = now_ms();
+            let outcome = match self.attempt(&mut delivery, event).await {
+                Ok(outcome) | Err(outcome) => outcome,
+            };
+            if let Err(error) = self.recorder.record(&delivery, started, outcome).await {
+                tracing::warn!(%error, "could not record the outcome; the lease will expire and the delivery will be tried again");
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The chain. `Err` is an outcome reached before the receiver answered.
+    async fn attempt(
+        &self,
+        delivery: &mut Delivery,
+        event: Option<Event>,
+    ) -> Result<Outcome, Outcome> {
+        let target = self.route(delivery).await?;
+        let prepared = self.transform(delivery, event, &target).await?;
+        let mut refreshed = false;
+        loop {
+            let auth = self.authorize(&target, refreshed).await?;
+            let now = now_ms();
+            let signature = sign::sign(
+                &delivery.id,
+                now / 1000,
+                &prepared.body,
+                &target.signing_secrets(now),
+            )?;
+            let response = self
+                .deliver(request::build(delivery, &prepared, signature, auth))
+                .await?;
+            if response.status == 401 && !refreshed && target.authentication().is_some() {
+                tracing::info!("receiver answered 401; refreshing the token once");
+                refreshed = true;
+                continue;
+            }
+            return Ok(Outcome::from(response));
+        }
+    }
+
+    /// The route, unless it is gone or inactive.
+    async fn route(&self, delivery: &Delivery) -> Result<Arc<Target>, Outcome> {
+        let Some(target) = self.routes.target(&self.store, delivery).await? else {
+            return Err(Outcome::Cancelled("the route no longer exists".into()));
+        };
+        match target.inactive_reason() {
+            Some(reason) => Err(Outcome::Cancelled(format!(
+                "the route is inactive: {reason}"
+            ))),
+            None => Ok(target),
+        }
+    }
+
+    /// The request to send: stored by an earlier attempt, or made now by
+    /// the plugin and stored before it is sent (fan-out included), so every
+    /// retry sends the same bytes.
+    async fn transform(
+        &self,
+        delivery: &mut Delivery,
+        event: Option<Event>,
+        target: &Target,
+    ) -> Result<PreparedRequest, Outcome> {
+        if delivery.transformed {
+            return Ok(PreparedRequest {
+                body: delivery.body.clone().unwrap_or_default(),
+                content_type: delivery
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".into()),
+                headers: delivery.headers.clone(),
+            });
+        }
+        let event = match event {
+            Some(event) => event,
+            None => {
+                self.store
+                    .get_event(&delivery.organization_id, &delivery.event_id)
+                    .await?
+            }
+        };
+        let requests = match transform::transform(&self.registry, &event, target).await? {
+            Transformed::Drop(reason) => return Err(Outcome::Dropped(reason)),
+            Transformed::Requests(requests) => requests,
+        };
+        let added = self
+            .store
+            .store_transform(delivery, &self.recorder.owner, &requests, now_ms())
+            .await?;
+        if !added.is_empty() {
+            tracing::debug!(added = added.len(), "plugin fanned out");
+            self.wake.notify_one();
+        }
+        let first = requests
+            .into_iter()
+            .next()
+            .expect("a transform sends one or more");
+        delivery.transformed = true;
+        Ok(first)
+    }
+
+    /// The rendered auth header, when the route wants a token.
+    async fn authorize(
+        &self,
+        target: &Target,
+        refresh: bool,
+    ) -> Result<Option<(String, String)>, Outcome> {
+        let Some(auth) = target.authentication() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.tokens
+                .header(&self.http, target.id(), auth, refresh)
+                .await?,
+        ))
+    }
+
+    /// Sends, within the host's concurrency limit.
+    async fn deliver(&self, request: Outgoing) -> Result<Response, Outcome> {
+        let _permit = self.hosts.permit(&request.url).await;
+        let sent = Instant::now();
+        let response = deliver::send(&self.http, request, self.allow_private).await;
+        metrics::histogram!("hookgate_attempt_duration_seconds")
+            .record(sent.elapsed().as_secs_f64());
+        Ok(response?)
+    }
+}

@@ -1,0 +1,463 @@
+//! The record stage: what an attempt came to ([`Outcome`]; every stage's
+//! error and every receiver answer is classified here, and only here), and
+//! the next state that follows from it: delivered, retried after the
+//! schedule's delay (±20% jitter) or the receiver's `Retry-After`, dead
+//! when the schedule is spent, failed for good, or ended without an
+//! attempt. Routes that answer 410, or fail longer than allowed, are
+//! disabled.
+
+use super::authorize::AuthorizeError;
+use super::deliver::{DeliverError, Response};
+use super::sign::SignError;
+use super::transform::TransformError;
+use crate::model::{Attempt, Delivery, DeliveryStatus, EpochMs, now_ms};
+use crate::store::{Recorded, RouteHealth, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver answered 2xx.
+    Delivered {
+        /// Status code.
+        status: u16,
+        /// Start of the body.
+        excerpt: String,
+    },
+    /// Worth trying again later: a network error, a timeout, 408, 429, 5xx,
+    /// a token endpoint in trouble, a plugin not loaded or busy.
+    Retry(Failure),
+    /// Would fail the same way again: another 4xx, a refused destination, a
+    /// plugin that failed the event, a bad signing secret.
+    Failed(Failure),
+    /// 410: the receiver asks us to stop; its route is disabled.
+    Gone {
+        /// Start of the body.
+        excerpt: String,
+    },
+    /// The plugin sent nothing, for this reason.
+    Dropped(String),
+    /// The route went away or is inactive.
+    Cancelled(String),
+}
+
+/// What went wrong in a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What happened.
+    pub error: String,
+    /// The receiver's status code, if it answered.
+    pub status: Option<u16>,
+    /// Start of the body, if it answered.
+    pub excerpt: Option<String>,
+    /// The receiver's `Retry-After`, if it gave one.
+    pub retry_after: Option<Duration>,
+    /// Whether the receiver (not the gateway, its plugin or a token
+    /// endpoint) failed: only those failures count against the route.
+    pub at_receiver: bool,
+}
+
+impl Failure {
+    fn gateway(error: impl std::fmt::Display) -> Self {
+        Self {
+            error: error.to_string(),
+            status: None,
+            excerpt: None,
+            retry_after: None,
+            at_receiver: false,
+        }
+    }
+}
+
+impl Outcome {
+    /// `Retry` or `Failed`, as `retryable` says.
+    fn failure(retryable: bool, failure: Failure) -> Self {
+        if retryable {
+            Self::Retry(failure)
+        } else {
+            Self::Failed(failure)
+        }
+    }
+
+    /// The name used in metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Delivered { .. } => "delivered",
+            Self::Retry(_) => "retry",
+            Self::Failed(_) => "failed",
+            Self::Gone { .. } => "gone",
+            Self::Dropped(_) => "dropped",
+            Self::Cancelled(_) => "cancelled",
+        }
+    }
+}
+
+impl From<Response> for Outcome {
+    /// A receiver's answer: 2xx delivered, 410 gone, 408, 429 and 5xx
+    /// retried, any other status failed for good (a 401 reaches here only
+    /// after the token was refreshed once).
+    fn from(r: Response) -> Self {
+        let failure = |r: Response| Failure {
+            error: format!("receiver answered {}", r.status),
+            status: Some(r.status),
+            excerpt: Some(r.excerpt),
+            retry_after: r.retry_after,
+            at_receiver: true,
+        };
+        match r.status {
+            200..=299 => Self::Delivered {
+                status: r.status,
+                excerpt: r.excerpt,
+            },
+            410 => Self::Gone { excerpt: r.excerpt },
+            408 | 429 | 500..=599 => Self::Retry(failure(r)),
+            _ => Self::Failed(failure(r)),
+        }
+    }
+}
+
+impl From<DeliverError> for Outcome {
+    fn from(error: DeliverError) -> Self {
+        let retryable = error.retryable();
+        let mut failure = Failure::gateway(&error);
+        failure.at_receiver = retryable;
+        Self::failure(retryable, failure)
+    }
+}
+
+impl From<TransformError> for Outcome {
+    fn from(error: TransformError) -> Self {
+        Self::failure(error.retryable(), Failure::gateway(error))
+    }
+}
+
+impl From<AuthorizeError> for Outcome {
+    fn from(error: AuthorizeError) -> Self {
+        Self::failure(error.retryable(), Failure::gateway(error))
+    }
+}
+
+impl From<StoreError> for Outcome {
+    /// The database failed mid-attempt (reading the route or the event,
+    /// storing the transform): worth retrying unless the data is broken.
+    fn from(error: StoreError) -> Self {
+        let retryable = error.is_unavailable() || matches!(error, StoreError::LeaseLost);
+        Self::failure(retryable, Failure::gateway(error))
+    }
+}
+
+impl From<SignError> for Outcome {
+    fn from(error: SignError) -> Self {
+        Self::Failed(Failure::gateway(error))
+    }
+}
+
+/// The retry schedule.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Delay before attempt n+1 is `schedule[n]`; its length is the number
+    /// of attempts (the first entry is the delay of the first attempt).
+    pub schedule: Vec<Duration>,
+}
+
+impl RetryPolicy {
+    /// The delay before the next attempt after `made` attempts of this round
+    /// have failed, or `None` when none are left.
+    pub fn next_delay(&self, made: usize, retry_after: Option<Duration>) -> Option<Duration> {
+        let base = *self.schedule.get(made)?;
+        if let Some(wait) = retry_after {
+            return Some(wait);
+        }
+        Some(jitter(base))
+    }
+}
+
+/// `d` ± 20%, uniformly.
+fn jitter(d: Duration) -> Duration {
+    if d.is_zero() {
+        return d;
+    }
+    let factor = 0.8 + rand::random::<f64>() * 0.4;
+    d.mul_f64(factor)
+}
+
+/// A delivery's state after an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextState {
+    /// Its status.
+    pub status: DeliveryStatus,
+    /// When it is due again (`now` unless it is retried).
+    pub next_attempt_at: EpochMs,
+}
+
+/// The state that follows `outcome` for a delivery that has made `made`
+/// attempts in this round (this one included).
+pub fn next_state(policy: &RetryPolicy, made: usize, outcome: &Outcome, now: EpochMs) -> NextState {
+    let status = |status| NextState {
+        status,
+        next_attempt_at: now,
+    };
+    match outcome {
+        Outcome::Delivered { .. } => status(DeliveryStatus::Delivered),
+        Outcome::Retry(f) => match policy.next_delay(made, f.retry_after) {
+            Some(delay) => NextState {
+                status: DeliveryStatus::Pending,
+                next_attempt_at: now + delay.as_millis() as i64,
+            },
+            None => status(DeliveryStatus::Dead),
+        },
+        Outcome::Failed(_) | Outcome::Gone { .. } => status(DeliveryStatus::Failed),
+        Outcome::Dropped(_) => status(DeliveryStatus::Dropped),
+        Outcome::Cancelled(_) => status(DeliveryStatus::Cancelled),
+    }
+}
+
+/// Writes outcomes: the one place a delivery's next state is decided.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The database.
+    pub store: Store,
+    /// The lease owner every record is fenced by.
+    pub owner: String,
+    /// The retry schedule.
+    pub retry: RetryPolicy,
+    /// Disable a route after it failed continuously this long.
+    pub disable_after: Duration,
+    /// Woken when a retry is scheduled, so the claim loop sees its time.
+    pub wake: Arc<Notify>,
+}
+
+impl Recorder {
+    /// Records what the attempt on `delivery`, started at `started`, came to.
+    pub async fn record(
+        &self,
+        delivery: &Delivery,
+        started: EpochMs,
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let made = (delivery.attempts - delivery.attempt_base + 1).max(1) as usize;
+        let next = next_state(&self.retry, made, &outcome, now);
+        metrics::counter!("hookgate_deliveries_total", "outcome" => outcome.label()).increment(1);
+        log(delivery, made, &outcome, next);
+        if let Outcome::Gone { .. } = outcome {
+            let reason = format!("endpoint {} answered 410 Gone", delivery.endpoint);
+            self.disable(delivery, &reason).await?;
+        }
+        let recorded = self.recorded(delivery, started, now, outcome, next);
+        let result = self.store.record(recorded).await?;
+        if !result.held {
+            tracing::warn!(
+                "lease lost before the outcome was recorded; another worker owns the delivery"
+            );
+        }
+        if let Some(since) = result.failing_since
+            && now - since > self.disable_after.as_millis() as i64
+        {
+            let reason = format!(
+                "failing continuously since {} (more than {})",
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_millis(since.max(0) as u64)
+                ),
+                humantime::format_duration(self.disable_after)
+            );
+            self.disable(delivery, &reason).await?;
+        }
+        if next.status == DeliveryStatus::Pending {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The write for `outcome`: the attempt row (none for drops and
+    /// cancellations), the last error, the route's health.
+    fn recorded(
+        &self,
+        delivery: &Delivery,
+        started: EpochMs,
+        now: EpochMs,
+        outcome: Outcome,
+        next: NextState,
+    ) -> Recorded {
+        let attempt = |status: Option<u16>, error: Option<String>, excerpt: Option<String>| {
+            Some(Attempt {
+                delivery_id: delivery.id.clone(),
+                attempt: delivery.attempts + 1,
+                started,
+                duration_ms: now - started,
+                status_code: status.map(i64::from),
+                error,
+                response_excerpt: excerpt,
+            })
+        };
+        let target_id = delivery.target_id.clone();
+        let (attempt, error, route) = match outcome {
+            Outcome::Delivered { status, excerpt } => (
+                attempt(Some(status), None, Some(excerpt)),
+                None,
+                RouteHealth::Succeeded { target_id },
+            ),
+            Outcome::Retry(f) | Outcome::Failed(f) => {
+                let route = if f.at_receiver {
+                    RouteHealth::Failed { target_id }
+                } else {
+                    RouteHealth::Unchanged
+                };
+                (
+                    attempt(f.status, Some(f.error.clone()), f.excerpt),
+                    Some(f.error),
+                    route,
+                )
+            }
+            Outcome::Gone { excerpt } => {
+                let error = format!("endpoint {} answered 410 Gone", delivery.endpoint);
+                (
+                    attempt(Some(410), Some(error.clone()), Some(excerpt)),
+                    Some(error),
+                    RouteHealth::Unchanged,
+                )
+            }
+            Outcome::Dropped(reason) | Outcome::Cancelled(reason) => {
+                (None, Some(reason), RouteHealth::Unchanged)
+            }
+        };
+        Recorded {
+            delivery_id: delivery.id.clone(),
+            owner: self.owner.clone(),
+            status: next.status,
+            next_attempt_at: next.next_attempt_at,
+            attempt,
+            error,
+            route,
+            now,
+        }
+    }
+
+    async fn disable(&self, delivery: &Delivery, reason: &str) -> Result<(), StoreError> {
+        tracing::warn!(%reason, "disabling the route");
+        self.store
+            .disable_route(
+                &delivery.organization_id,
+                delivery.target_kind,
+                &delivery.target_id,
+                reason,
+                now_ms(),
+            )
+            .await
+    }
+}
+
+fn log(delivery: &Delivery, made: usize, outcome: &Outcome, next: NextState) {
+    match (outcome, next.status) {
+        (Outcome::Delivered { .. }, _) => {
+            tracing::debug!(latency_ms = now_ms() - delivery.created, "delivered")
+        }
+        (Outcome::Retry(f), DeliveryStatus::Pending) => tracing::info!(
+            attempt = made,
+            retry_in_ms = next.next_attempt_at - now_ms(),
+            error = %f.error,
+            "attempt failed; will retry"
+        ),
+        (Outcome::Retry(f) | Outcome::Failed(f), status) => {
+            tracing::warn!(status = status.as_str(), error = %f.error, "delivery gave up")
+        }
+        (Outcome::Gone { .. }, _) => tracing::warn!("the receiver answered 410 Gone"),
+        (Outcome::Dropped(reason) | Outcome::Cancelled(reason), status) => tracing::info!(
+            status = status.as_str(),
+            reason,
+            "delivery finished without an attempt"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::deliver::PrivateDestination;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            schedule: vec![
+                Duration::ZERO,
+                Duration::from_secs(10),
+                Duration::from_secs(100),
+            ],
+        }
+    }
+
+    #[test]
+    fn follows_the_schedule_with_jitter() {
+        let p = policy();
+        for _ in 0..100 {
+            let d = p.next_delay(1, None).expect("left");
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
+                "{d:?}"
+            );
+        }
+        assert_eq!(
+            p.next_delay(2, Some(Duration::from_secs(3))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(p.next_delay(3, None), None);
+    }
+
+    fn answer(status: u16) -> Outcome {
+        Outcome::from(Response {
+            status,
+            retry_after: None,
+            excerpt: String::new(),
+        })
+    }
+
+    #[test]
+    fn answers_are_classified_by_status() {
+        assert!(matches!(answer(204), Outcome::Delivered { .. }));
+        assert!(matches!(answer(410), Outcome::Gone { .. }));
+        for retried in [408, 429, 500, 503] {
+            assert!(matches!(answer(retried), Outcome::Retry(_)), "{retried}");
+        }
+        for failed in [400, 401, 403, 404, 422] {
+            assert!(matches!(answer(failed), Outcome::Failed(_)), "{failed}");
+        }
+    }
+
+    #[test]
+    fn retries_until_the_schedule_is_spent() {
+        let p = policy();
+        let retry = answer(503);
+        let first = next_state(&p, 1, &retry, 1_000);
+        assert_eq!(first.status, DeliveryStatus::Pending);
+        assert!(
+            (9_000..=13_000).contains(&first.next_attempt_at),
+            "{first:?}"
+        );
+        assert_eq!(
+            next_state(&p, 3, &retry, 1_000).status,
+            DeliveryStatus::Dead
+        );
+        assert_eq!(
+            next_state(&p, 1, &answer(404), 1_000).status,
+            DeliveryStatus::Failed
+        );
+        assert_eq!(
+            next_state(&p, 1, &Outcome::Dropped("no".into()), 1_000).status,
+            DeliveryStatus::Dropped
+        );
+    }
+
+    #[test]
+    fn a_refused_destination_is_not_retried_nor_blamed_on_the_route() {
+        let refused = DeliverError::Private(PrivateDestination::new("10.0.0.1"));
+        let Outcome::Failed(f) = Outcome::from(refused) else {
+            panic!("a refused destination is retried")
+        };
+        assert!(!f.at_receiver);
+        let Outcome::Retry(f) = Outcome::from(DeliverError::Timeout("slow".into())) else {
+            panic!("a timeout is not retried")
+        };
+        assert!(f.at_receiver);
+    }
+}

@@ -1,0 +1,700 @@
+//! Every hot-path write, written once against [`Executor`]: ingest (the
+//! event, its routes and their deliveries), claim, transform results,
+//! attempt records, route health, replay, lease release. A batch of
+//! operations is applied kind by kind, many rows per statement, in one
+//! transaction; each operation gets its own result.
+
+use super::executor::{Executor, FromRow, Param, Row};
+use super::sql::{self, MultiRow, chunks};
+use super::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
+use crate::model::{
+    Delivery, DeliveryStatus, EpochMs, Event, Method, OrgId, PreparedRequest, Route, TargetKind,
+    new_id,
+};
+use crate::store::StoreError;
+use crate::store::rows::{DeliveryRow, EventRow, method};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
+/// A delivery's identity, enough to fan a transform out.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryKey {
+    pub id: String,
+    pub organization_id: OrgId,
+    pub event_id: String,
+    pub event_type: String,
+    pub target_kind: TargetKind,
+    pub target_id: String,
+    pub endpoint: String,
+    pub method: Method,
+}
+
+impl From<&Delivery> for DeliveryKey {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id.clone(),
+            organization_id: d.organization_id.clone(),
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            target_kind: d.target_kind,
+            target_id: d.target_id.clone(),
+            endpoint: d.endpoint.clone(),
+            method: d.method,
+        }
+    }
+}
+
+/// One write.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    Ingest(Event),
+    Claim {
+        owner: String,
+        now: EpochMs,
+        lease_until: EpochMs,
+        limit: i64,
+    },
+    StoreTransform {
+        delivery: DeliveryKey,
+        owner: String,
+        requests: Vec<PreparedRequest>,
+        now: EpochMs,
+    },
+    Record(Recorded),
+    DisableRoute {
+        organization_id: OrgId,
+        kind: TargetKind,
+        target_id: String,
+        reason: String,
+        now: EpochMs,
+    },
+    /// One bounded step of a replay: the next `limit` matching deliveries
+    /// after `cursor`.
+    Replay {
+        organization_id: OrgId,
+        id: Option<String>,
+        filter: DeliveryFilter,
+        cursor: String,
+        limit: i64,
+        now: EpochMs,
+    },
+    ReleaseLeases {
+        owner: String,
+    },
+}
+
+impl WriteOp {
+    /// Accepted events must be on disk before the caller answers 202.
+    pub(super) fn needs_sync(&self) -> bool {
+        matches!(self, Self::Ingest(_))
+    }
+}
+
+/// What one write did.
+#[derive(Debug)]
+pub(crate) enum WriteResult {
+    Ingested(Ingested),
+    Claimed(Claim),
+    /// The new (fanned-out) delivery ids, or `None` when the lease was lost.
+    Transformed(Option<Vec<String>>),
+    Recorded(RecordResult),
+    /// Rows changed.
+    Changed(u64),
+    /// How many a replay step queued, and the cursor after it (`None`: done).
+    Replayed(u64, Option<String>),
+}
+
+/// Applies `ops` in the current transaction: one result per operation, in
+/// order. Kinds go in a fixed order: ingests, transform results and records
+/// first, claims last (so a claim sees what the same batch queued or
+/// released).
+pub(super) async fn apply<E: Executor>(
+    db: &mut E,
+    ops: &[&WriteOp],
+) -> Result<Vec<WriteResult>, StoreError> {
+    let mut out: Vec<Option<WriteResult>> = ops.iter().map(|_| None).collect();
+    let pick =
+        |f: fn(&WriteOp) -> bool| -> Vec<usize> { (0..ops.len()).filter(|&i| f(ops[i])).collect() };
+    ingest(
+        db,
+        ops,
+        &pick(|op| matches!(op, WriteOp::Ingest(_))),
+        &mut out,
+    )
+    .await?;
+    store_transforms(
+        db,
+        ops,
+        &pick(|op| matches!(op, WriteOp::StoreTransform { .. })),
+        &mut out,
+    )
+    .await?;
+    records(
+        db,
+        ops,
+        &pick(|op| matches!(op, WriteOp::Record(_))),
+        &mut out,
+    )
+    .await?;
+    for i in pick(|op| {
+        matches!(
+            op,
+            WriteOp::DisableRoute { .. } | WriteOp::Replay { .. } | WriteOp::ReleaseLeases { .. }
+        )
+    }) {
+        out[i] = Some(single(db, ops[i]).await?);
+    }
+    for i in pick(|op| matches!(op, WriteOp::Claim { .. })) {
+        out[i] = Some(claim(db, ops[i]).await?);
+    }
+    out.into_iter()
+        .map(|r| r.ok_or_else(|| StoreError::Corrupt("a write operation had no result".into())))
+        .collect()
+}
+
+/// Runs `statement` over `rows`, [`sql::MAX_ROWS`] at a time; `bind` adds
+/// one row's parameters. Returns what the statement returned.
+async fn many<'p, E: Executor, T, R: FromRow>(
+    db: &mut E,
+    statement: &MultiRow,
+    rows: &'p [T],
+    bind: impl Fn(&'p T, &mut Vec<Param<'p>>),
+) -> Result<Vec<R>, StoreError> {
+    let mut returned = Vec::new();
+    for (start, len) in chunks(rows.len()) {
+        let mut params = Vec::with_capacity(len * statement.params);
+        for row in &rows[start..start + len] {
+            bind(row, &mut params);
+        }
+        debug_assert_eq!(params.len(), len * statement.params);
+        returned.extend(db.fetch::<R>(&statement.sql(len), &params).await?);
+    }
+    Ok(returned)
+}
+
+/// A row returned for its side effect only.
+struct Nothing;
+
+impl FromRow for Nothing {
+    fn from_row(_: &impl Row) -> Result<Self, StoreError> {
+        Ok(Self)
+    }
+}
+
+/// Splits `items` into passes in which no key appears twice: a statement
+/// that updates from many rows must not name one target row twice.
+fn unique_passes<T: Copy>(items: &[T], key: impl Fn(T) -> String) -> Vec<Vec<T>> {
+    let mut passes: Vec<(HashSet<String>, Vec<T>)> = Vec::new();
+    for &item in items {
+        let k = key(item);
+        match passes.iter_mut().find(|(seen, _)| !seen.contains(&k)) {
+            Some((seen, pass)) => {
+                seen.insert(k);
+                pass.push(item);
+            }
+            None => passes.push((HashSet::from([k]), vec![item])),
+        }
+    }
+    passes.into_iter().map(|(_, pass)| pass).collect()
+}
+
+/// A delivery row to insert.
+struct NewDelivery<'a> {
+    id: String,
+    key: DeliveryRef<'a>,
+    body: Option<&'a PreparedRequest>,
+    headers: Option<String>,
+    at: EpochMs,
+}
+
+/// Where a new delivery goes, borrowed from its event or parent delivery.
+struct DeliveryRef<'a> {
+    organization_id: &'a OrgId,
+    event_id: &'a str,
+    event_type: &'a str,
+    target_kind: TargetKind,
+    target_id: &'a str,
+    endpoint: &'a str,
+    method: Method,
+}
+
+async fn insert_deliveries<E: Executor>(
+    db: &mut E,
+    rows: &[NewDelivery<'_>],
+) -> Result<(), StoreError> {
+    many::<_, _, Nothing>(db, &sql::INSERT_DELIVERIES, rows, |d, p| {
+        p.extend([
+            Param::from(&d.id),
+            d.key.organization_id.as_str().into(),
+            d.key.event_id.into(),
+            d.key.event_type.into(),
+            d.key.target_kind.as_str().into(),
+            d.key.target_id.into(),
+            d.key.endpoint.into(),
+            d.key.method.as_str().into(),
+            d.body.is_some().into(),
+            d.body.map(|b| b.body.as_slice()).into(),
+            d.body.map(|b| b.content_type.as_str()).into(),
+            d.headers.as_deref().into(),
+            d.at.into(),
+        ])
+    })
+    .await
+    .map(drop)
+}
+
+/// Ingests: each new event with one delivery per route; an id seen before
+/// (earlier, or earlier in this batch) creates nothing and reports the
+/// deliveries it has.
+async fn ingest<E: Executor>(
+    db: &mut E,
+    ops: &[&WriteOp],
+    picked: &[usize],
+    out: &mut [Option<WriteResult>],
+) -> Result<(), StoreError> {
+    if picked.is_empty() {
+        return Ok(());
+    }
+    let event = |i: usize| match ops[i] {
+        WriteOp::Ingest(e) => e,
+        _ => unreachable!("picked ingests only"),
+    };
+    // The first op of each (organization, id) inserts; later ones repeat it.
+    let mut first: HashMap<(&str, &str), usize> = HashMap::new();
+    for &i in picked {
+        let e = event(i);
+        first
+            .entry((e.organization_id.as_str(), e.id.as_str()))
+            .or_insert(i);
+    }
+    let distinct: Vec<&Event> = picked
+        .iter()
+        .filter(|&&i| first[&key(event(i))] == i)
+        .map(|&i| event(i))
+        .collect();
+    let inserted: HashSet<(String, String)> =
+        many::<_, _, (String, String)>(db, &sql::INSERT_EVENTS, &distinct, |e, p| {
+            p.extend([
+                Param::from(e.organization_id.as_str()),
+                (&e.id).into(),
+                (&e.event_type).into(),
+                (&e.payload).into(),
+                (&e.shop_id).into(),
+                e.created.into(),
+            ])
+        })
+        .await?
+        .into_iter()
+        .collect();
+
+    // Route the new events (routing read inside this transaction, once per
+    // organization, type and shop) and insert their deliveries.
+    let new_events: Vec<&Event> = distinct
+        .into_iter()
+        .filter(|e| inserted.contains(&(e.organization_id.to_string(), e.id.clone())))
+        .collect();
+    let mut routing: HashMap<(&str, &str, Option<&str>), Vec<Route>> = HashMap::new();
+    for &e in &new_events {
+        let route_key = (
+            e.organization_id.as_str(),
+            e.event_type.as_str(),
+            e.shop_id.as_deref(),
+        );
+        if let Entry::Vacant(slot) = routing.entry(route_key) {
+            slot.insert(routes_of(db, e).await?);
+        }
+    }
+    let mut created: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    let mut rows = Vec::new();
+    for &e in &new_events {
+        let route_key = (
+            e.organization_id.as_str(),
+            e.event_type.as_str(),
+            e.shop_id.as_deref(),
+        );
+        let mut ids = Vec::new();
+        for route in &routing[&route_key] {
+            let id = new_id("dlv");
+            ids.push(id.clone());
+            rows.push(NewDelivery {
+                id,
+                key: DeliveryRef {
+                    organization_id: &e.organization_id,
+                    event_id: &e.id,
+                    event_type: &e.event_type,
+                    target_kind: route.target_kind,
+                    target_id: &route.target_id,
+                    endpoint: &route.endpoint,
+                    method: route.method,
+                },
+                body: None,
+                headers: None,
+                at: e.created,
+            });
+        }
+        created.insert(key(e), ids);
+    }
+    insert_deliveries(db, &rows).await?;
+
+    let mut existing: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    for &i in picked {
+        let e = event(i);
+        let k = key(e);
+        let ingested = match created.get(&k) {
+            Some(ids) if first[&k] == i => Ingested {
+                event_id: e.id.clone(),
+                deliveries: ids.clone(),
+                created: true,
+            },
+            _ => {
+                if let Entry::Vacant(slot) = existing.entry(k) {
+                    slot.insert(
+                        db.fetch(
+                            sql::EVENT_DELIVERIES,
+                            &[e.organization_id.as_str().into(), (&e.id).into()],
+                        )
+                        .await?,
+                    );
+                }
+                Ingested {
+                    event_id: e.id.clone(),
+                    deliveries: existing[&k].clone(),
+                    created: false,
+                }
+            }
+        };
+        out[i] = Some(WriteResult::Ingested(ingested));
+    }
+    Ok(())
+}
+
+fn key(e: &Event) -> (&str, &str) {
+    (e.organization_id.as_str(), e.id.as_str())
+}
+
+/// An event's routes: every matching integration hook, then every URL of
+/// every matching subscription.
+async fn routes_of<E: Executor>(db: &mut E, e: &Event) -> Result<Vec<Route>, StoreError> {
+    let org = e.organization_id.as_str();
+    let hooks: Vec<(String, String, String)> = db
+        .fetch(sql::ROUTE_HOOKS, &[org.into(), (&e.event_type).into()])
+        .await?;
+    let webhooks: Vec<(String, String, String)> = db
+        .fetch(
+            sql::ROUTE_WEBHOOKS,
+            &[org.into(), (&e.event_type).into(), (&e.shop_id).into()],
+        )
+        .await?;
+    let mut routes = Vec::with_capacity(hooks.len() + webhooks.len());
+    for (id, endpoint, m) in hooks {
+        routes.push(Route {
+            target_kind: TargetKind::Integration,
+            target_id: id,
+            endpoint,
+            method: method(&m)?,
+        });
+    }
+    for (id, urls, m) in webhooks {
+        let urls: Vec<String> =
+            serde_json::from_str(&urls).map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
+        let m = method(&m)?;
+        routes.extend(urls.into_iter().map(|endpoint| Route {
+            target_kind: TargetKind::Webhook,
+            target_id: id.clone(),
+            endpoint,
+            method: m,
+        }));
+    }
+    Ok(routes)
+}
+
+/// Transform results: the first request onto the delivery (if its lease
+/// holds), the rest as new deliveries of the same event and route.
+async fn store_transforms<E: Executor>(
+    db: &mut E,
+    ops: &[&WriteOp],
+    picked: &[usize],
+    out: &mut [Option<WriteResult>],
+) -> Result<(), StoreError> {
+    let op = |i: usize| match ops[i] {
+        WriteOp::StoreTransform {
+            delivery,
+            owner,
+            requests,
+            now,
+        } => (delivery, owner, requests, *now),
+        _ => unreachable!("picked transforms only"),
+    };
+    for pass in unique_passes(picked, |i| op(i).0.id.clone()) {
+        let firsts: Vec<usize> = pass
+            .iter()
+            .copied()
+            .filter(|&i| !op(i).2.is_empty())
+            .collect();
+        let headers: Vec<String> = firsts
+            .iter()
+            .map(|&i| serde_json::to_string(&op(i).2[0].headers).unwrap_or_default())
+            .collect();
+        let rows: Vec<(usize, &String)> = firsts.iter().copied().zip(&headers).collect();
+        let held: HashSet<String> =
+            many::<_, _, String>(db, &sql::STORE_TRANSFORMS, &rows, |&(i, h), p| {
+                let (delivery, owner, requests, now) = op(i);
+                let first = &requests[0];
+                p.extend([
+                    Param::from(&delivery.id),
+                    first.body.as_slice().into(),
+                    (&first.content_type).into(),
+                    h.into(),
+                    now.into(),
+                    owner.into(),
+                ])
+            })
+            .await?
+            .into_iter()
+            .collect();
+        let mut fanned = Vec::new();
+        for &i in &pass {
+            let (delivery, _, requests, now) = op(i);
+            if requests.is_empty() {
+                out[i] = Some(WriteResult::Transformed(Some(Vec::new())));
+                continue;
+            }
+            if !held.contains(&delivery.id) {
+                out[i] = Some(WriteResult::Transformed(None));
+                continue;
+            }
+            let mut ids = Vec::new();
+            for request in &requests[1..] {
+                let id = new_id("dlv");
+                ids.push(id.clone());
+                fanned.push(NewDelivery {
+                    id,
+                    key: DeliveryRef {
+                        organization_id: &delivery.organization_id,
+                        event_id: &delivery.event_id,
+                        event_type: &delivery.event_type,
+                        target_kind: delivery.target_kind,
+                        target_id: &delivery.target_id,
+                        endpoint: &delivery.endpoint,
+                        method: delivery.method,
+                    },
+                    body: Some(request),
+                    headers: Some(serde_json::to_string(&request.headers).unwrap_or_default()),
+                    at: now,
+                });
+            }
+            out[i] = Some(WriteResult::Transformed(Some(ids)));
+        }
+        insert_deliveries(db, &fanned).await?;
+    }
+    Ok(())
+}
+
+/// Attempt records and final statuses: the delivery's new state (if its
+/// lease holds), the attempt row, and the route's failure streak.
+async fn records<E: Executor>(
+    db: &mut E,
+    ops: &[&WriteOp],
+    picked: &[usize],
+    out: &mut [Option<WriteResult>],
+) -> Result<(), StoreError> {
+    let record = |i: usize| match ops[i] {
+        WriteOp::Record(r) => r,
+        _ => unreachable!("picked records only"),
+    };
+    for pass in unique_passes(picked, |i| record(i).delivery_id.clone()) {
+        let held: HashMap<String, i64> =
+            many::<_, _, (String, i64)>(db, &sql::RECORDS, &pass, |&i, p| {
+                let r = record(i);
+                let completed = (r.status != DeliveryStatus::Pending).then_some(r.now);
+                let attempt = r.attempt.as_ref();
+                p.extend([
+                    Param::from(&r.delivery_id),
+                    r.status.as_str().into(),
+                    i64::from(attempt.is_some()).into(),
+                    r.next_attempt_at.into(),
+                    (&r.error).into(),
+                    attempt.and_then(|a| a.status_code).into(),
+                    r.now.into(),
+                    completed.into(),
+                    (&r.owner).into(),
+                ])
+            })
+            .await?
+            .into_iter()
+            .collect();
+        let attempts: Vec<(usize, i64)> = pass
+            .iter()
+            .filter(|&&i| record(i).attempt.is_some())
+            .filter_map(|&i| held.get(&record(i).delivery_id).map(|&n| (i, n)))
+            .collect();
+        many::<_, _, Nothing>(db, &sql::INSERT_ATTEMPTS, &attempts, |&(i, n), p| {
+            let a = record(i).attempt.as_ref().expect("filtered on attempts");
+            p.extend([
+                Param::from(&a.delivery_id),
+                n.into(),
+                a.started.into(),
+                a.duration_ms.into(),
+                a.status_code.into(),
+                (&a.error).into(),
+                (&a.response_excerpt).into(),
+            ])
+        })
+        .await?;
+        let mut ended: Vec<&str> = pass
+            .iter()
+            .filter(|&&i| held.contains_key(&record(i).delivery_id))
+            .filter_map(|&i| match &record(i).route {
+                RouteHealth::Succeeded { target_id } => Some(target_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        ended.sort_unstable();
+        ended.dedup();
+        many::<_, _, Nothing>(db, &sql::END_STREAKS, &ended, |&t, p| p.push(t.into())).await?;
+        for &i in &pass {
+            let r = record(i);
+            let held = held.contains_key(&r.delivery_id);
+            let failing_since = match &r.route {
+                RouteHealth::Failed { target_id } if held => {
+                    Some(note_failure(db, target_id, r.now).await?)
+                }
+                _ => None,
+            };
+            out[i] = Some(WriteResult::Recorded(RecordResult {
+                held,
+                failing_since,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Starts a route's failure streak unless one is running; since when it runs.
+async fn note_failure<E: Executor>(
+    db: &mut E,
+    target_id: &str,
+    now: EpochMs,
+) -> Result<EpochMs, StoreError> {
+    db.execute(sql::NOTE_FAILURE, &[target_id.into(), now.into()])
+        .await?;
+    let since: Vec<i64> = db.fetch(sql::FAILING_SINCE, &[target_id.into()]).await?;
+    Ok(since.first().copied().unwrap_or(now))
+}
+
+/// The operations applied one at a time.
+async fn single<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, StoreError> {
+    match op {
+        WriteOp::DisableRoute {
+            organization_id,
+            kind,
+            target_id,
+            reason,
+            now,
+        } => {
+            let statement = match kind {
+                TargetKind::Integration => sql::DISABLE_INTEGRATION,
+                TargetKind::Webhook => sql::DISABLE_WEBHOOK,
+            };
+            let n = db
+                .execute(
+                    statement,
+                    &[
+                        reason.into(),
+                        (*now).into(),
+                        target_id.into(),
+                        organization_id.as_str().into(),
+                    ],
+                )
+                .await?;
+            Ok(WriteResult::Changed(n))
+        }
+        WriteOp::Replay {
+            organization_id,
+            id,
+            filter,
+            cursor,
+            limit,
+            now,
+        } => {
+            let ids: Vec<String> = db
+                .fetch(
+                    sql::REPLAY_SELECT,
+                    &[
+                        organization_id.as_str().into(),
+                        cursor.into(),
+                        id.as_deref().into(),
+                        filter.status.map(DeliveryStatus::as_str).into(),
+                        filter.since.into(),
+                        filter.until.into(),
+                        (*limit).into(),
+                    ],
+                )
+                .await?;
+            let replayed: Vec<String> = many(db, &sql::REPLAY, &ids, |id, p| {
+                p.extend([Param::from(id), (*now).into()])
+            })
+            .await?;
+            let next = (ids.len() as i64 >= *limit)
+                .then(|| ids.last().cloned())
+                .flatten();
+            Ok(WriteResult::Replayed(replayed.len() as u64, next))
+        }
+        WriteOp::ReleaseLeases { owner } => {
+            let n = db.execute(sql::RELEASE_LEASES, &[owner.into()]).await?;
+            Ok(WriteResult::Changed(n))
+        }
+        _ => Err(StoreError::Corrupt("not a single operation".into())),
+    }
+}
+
+/// Leases due deliveries and reads, in the same transaction, the events the
+/// untransformed ones need and when the next one is due.
+async fn claim<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, StoreError> {
+    let WriteOp::Claim {
+        owner,
+        now,
+        lease_until,
+        limit,
+    } = op
+    else {
+        return Err(StoreError::Corrupt("not a claim".into()));
+    };
+    let rows: Vec<DeliveryRow> = db
+        .fetch(
+            sql::claim(db.dialect()),
+            &[
+                owner.into(),
+                (*lease_until).into(),
+                (*now).into(),
+                (*limit).into(),
+            ],
+        )
+        .await?;
+    let deliveries = rows
+        .into_iter()
+        .map(DeliveryRow::into_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut wanted: Vec<(&str, &str)> = deliveries
+        .iter()
+        .filter(|d| !d.transformed)
+        .map(|d| (d.organization_id.as_str(), d.event_id.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let events: Vec<EventRow> = many(db, &sql::CLAIMED_EVENTS, &wanted, |&(org, id), p| {
+        p.extend([Param::from(org), id.into()])
+    })
+    .await?;
+    let next_due = if (deliveries.len() as i64) < *limit {
+        let due: Vec<i64> = db.fetch(sql::NEXT_DUE, &[(*now).into()]).await?;
+        due.first().copied()
+    } else {
+        None
+    };
+    Ok(WriteResult::Claimed(Claim {
+        deliveries,
+        events: events.into_iter().map(EventRow::into_domain).collect(),
+        next_due,
+    }))
+}

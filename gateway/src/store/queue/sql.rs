@@ -1,0 +1,311 @@
+//! The hot path's statements, written once for both databases. Parameters
+//! are `$1…$N` and first appear in that order: rusqlite binds `$N` by order
+//! of first use (the `parameters_appear_in_order` test checks every one).
+//!
+//! Writes that a batch makes for many rows at once are [`MultiRow`]
+//! statements: one `VALUES` row per item, so a batch of 200 ingests is one
+//! `INSERT` of 200 rows, one round trip on PostgreSQL. `UPDATE … FROM
+//! (VALUES …) AS v` reads the rows' columns as `v.column1`, `v.column2`, …,
+//! the name both SQLite and PostgreSQL give them.
+
+use super::executor::Dialect;
+
+/// The columns of a delivery row, in the order `DeliveryRow` reads them.
+macro_rules! delivery_columns {
+    () => {
+        "id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, \
+         status, transformed, body, content_type, headers, attempts, attempt_base, next_attempt_at, last_error, \
+         last_status, created, modified, completed"
+    };
+}
+
+/// The columns of a delivery row, in the order `DeliveryRow` reads them.
+pub(crate) const DELIVERY_COLUMNS: &str = delivery_columns!();
+
+/// The columns of an event row, in the order `EventRow` reads them.
+pub(crate) const EVENT_COLUMNS: &str = "organization_id, id, event_type, payload, shop_id, created";
+
+/// A statement over many rows: `head`, then `row` once per item (its `$1…$k`
+/// renumbered per item), separated by commas, then `tail`.
+#[derive(Debug)]
+pub(super) struct MultiRow {
+    head: &'static str,
+    row: &'static str,
+    tail: &'static str,
+    /// Parameters per row.
+    pub params: usize,
+}
+
+/// Most rows in one statement. Row counts are rounded down to powers of
+/// two ([`chunks`]), so each statement has at most nine texts to prepare
+/// and cache.
+pub(super) const MAX_ROWS: usize = 128;
+
+impl MultiRow {
+    /// The statement for `n` rows.
+    pub(super) fn sql(&self, n: usize) -> String {
+        let mut sql =
+            String::with_capacity(self.head.len() + self.tail.len() + n * (self.row.len() + 8));
+        sql.push_str(self.head);
+        for i in 0..n {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            renumber(&mut sql, self.row, i * self.params);
+        }
+        sql.push_str(self.tail);
+        sql
+    }
+}
+
+/// Appends `row` with every `$k` as `$(k + base)`.
+fn renumber(out: &mut String, row: &str, base: usize) {
+    let mut rest = row;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let k: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+        out.push('$');
+        out.push_str(&(k + base).to_string());
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+}
+
+/// Splits `n` items into runs of power-of-two length, at most [`MAX_ROWS`]:
+/// `(start, len)`.
+pub(super) fn chunks(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = n - start;
+        if left == 0 {
+            return None;
+        }
+        let len = MAX_ROWS.min(1 << left.ilog2());
+        let chunk = (start, len);
+        start += len;
+        Some(chunk)
+    })
+}
+
+pub(super) const INSERT_EVENTS: MultiRow = MultiRow {
+    head: "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created) VALUES ",
+    row: "($1, $2, $3, $4, $5, $6)",
+    tail: " ON CONFLICT DO NOTHING RETURNING organization_id, id",
+    params: 6,
+};
+
+pub(super) const EVENT_DELIVERIES: &str =
+    "SELECT id FROM deliveries WHERE organization_id = $1 AND event_id = $2 ORDER BY id";
+
+pub(super) const ROUTE_HOOKS: &str = "SELECT h.integration_id, h.endpoint, h.method \
+     FROM integration_hooks h \
+     JOIN integrations i ON i.id = h.integration_id \
+     WHERE h.organization_id = $1 AND h.hook_type = $2 AND i.enabled AND i.disabled_reason IS NULL \
+     ORDER BY h.integration_id, h.position";
+
+pub(super) const ROUTE_WEBHOOKS: &str = "SELECT id, urls, method \
+     FROM webhooks \
+     WHERE organization_id = $1 AND topic = $2 AND NOT deleted AND disabled_reason IS NULL AND (shop_id IS NULL OR $3 IS NULL OR shop_id = $3) \
+     ORDER BY created, id";
+
+/// New deliveries: routed at ingest (not transformed, no body) or fanned
+/// out by a transform (transformed, with a body).
+pub(super) const INSERT_DELIVERIES: MultiRow = MultiRow {
+    head: "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, status, \
+           transformed, body, content_type, headers, next_attempt_at, created, modified) VALUES ",
+    row: "($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $13, $13)",
+    tail: "",
+    params: 13,
+};
+
+/// A transform's first request onto its delivery, fenced by the lease.
+pub(super) const STORE_TRANSFORMS: MultiRow = MultiRow {
+    head: "UPDATE deliveries SET transformed = TRUE, body = v.column2, content_type = v.column3, headers = v.column4, \
+           modified = v.column5 FROM (VALUES ",
+    row: "($1, $2, $3, $4, $5, $6)",
+    tail: ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column6 RETURNING id",
+    params: 6,
+};
+
+/// An attempt's outcome (or a final status without one) onto its delivery,
+/// fenced by the lease, which it releases. `column3` is 1 when an attempt
+/// was made (it counts and sets the last status), 0 otherwise.
+pub(super) const RECORDS: MultiRow = MultiRow {
+    head: "UPDATE deliveries SET status = v.column2, attempts = attempts + v.column3, next_attempt_at = v.column4, \
+           last_error = v.column5, last_status = CASE WHEN v.column3 = 1 THEN v.column6 ELSE last_status END, \
+           lease_owner = NULL, lease_expires = NULL, modified = v.column7, completed = v.column8 FROM (VALUES ",
+    row: "($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    tail: ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column9 RETURNING id, attempts",
+    params: 9,
+};
+
+pub(super) const INSERT_ATTEMPTS: MultiRow = MultiRow {
+    head: "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, error, response_excerpt) VALUES ",
+    row: "($1, $2, $3, $4, $5, $6, $7)",
+    tail: "",
+    params: 7,
+};
+
+/// Routes that just succeeded: their failure streaks end.
+pub(super) const END_STREAKS: MultiRow = MultiRow {
+    head: "DELETE FROM target_health WHERE target_id IN (",
+    row: "$1",
+    tail: ")",
+    params: 1,
+};
+
+pub(super) const NOTE_FAILURE: &str =
+    "INSERT INTO target_health (target_id, failing_since) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+pub(super) const FAILING_SINCE: &str =
+    "SELECT failing_since FROM target_health WHERE target_id = $1";
+
+pub(super) const DISABLE_INTEGRATION: &str = "UPDATE integrations SET disabled_reason = $1, enabled = FALSE, modified = $2 \
+     WHERE id = $3 AND organization_id = $4";
+pub(super) const DISABLE_WEBHOOK: &str = "UPDATE webhooks SET disabled_reason = $1, modified = $2 WHERE id = $3 AND organization_id = $4";
+
+/// Leases up to `$4` due deliveries. The dialects differ: PostgreSQL skips
+/// rows another replica is claiming at the same moment.
+pub(super) fn claim(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => CLAIM_SQLITE,
+        Dialect::Postgres => CLAIM_POSTGRES,
+    }
+}
+
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE deliveries SET lease_owner = $1, lease_expires = $2 WHERE id IN (",
+            "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
+            "AND (lease_expires IS NULL OR lease_expires < $3) ORDER BY next_attempt_at LIMIT $4",
+            $lock,
+            ") RETURNING ",
+            delivery_columns!()
+        )
+    };
+}
+const CLAIM_SQLITE: &str = claim_sql!("");
+const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
+
+/// The events of claimed deliveries, by (organization, id).
+pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
+    head: "SELECT e.organization_id, e.id, e.event_type, e.payload, e.shop_id, e.created FROM events e JOIN (VALUES ",
+    row: "($1, $2)",
+    tail: ") AS v ON e.organization_id = v.column1 AND e.id = v.column2",
+    params: 2,
+};
+
+/// When the next pending, unleased delivery is due (leased ones are in
+/// flight, not due).
+pub(super) const NEXT_DUE: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' \
+     AND (lease_expires IS NULL OR lease_expires < $1) ORDER BY next_attempt_at LIMIT 1";
+
+pub(super) const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_owner = NULL, lease_expires = NULL \
+     WHERE lease_owner = $1 AND status = 'pending'";
+
+/// The next ids a replay selects, after a cursor, in id order.
+pub(super) const REPLAY_SELECT: &str = "SELECT id FROM deliveries \
+     WHERE organization_id = $1 AND id > $2 AND status <> 'pending' AND status <> 'dropped' \
+     AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR created >= $5) \
+     AND ($6 IS NULL OR created < $6) ORDER BY id LIMIT $7";
+
+/// Queues the selected deliveries again for a fresh set of attempts.
+pub(super) const REPLAY: MultiRow = MultiRow {
+    head: "UPDATE deliveries SET status = 'pending', attempt_base = attempts, next_attempt_at = v.column2, completed = NULL, \
+           lease_owner = NULL, lease_expires = NULL, modified = v.column2 FROM (VALUES ",
+    row: "($1, $2)",
+    tail: ") AS v WHERE deliveries.id = v.column1 AND deliveries.status <> 'pending' RETURNING id",
+    params: 2,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn singles() -> Vec<&'static str> {
+        vec![
+            EVENT_DELIVERIES,
+            ROUTE_HOOKS,
+            ROUTE_WEBHOOKS,
+            NOTE_FAILURE,
+            FAILING_SINCE,
+            DISABLE_INTEGRATION,
+            DISABLE_WEBHOOK,
+            CLAIM_SQLITE,
+            CLAIM_POSTGRES,
+            NEXT_DUE,
+            RELEASE_LEASES,
+            REPLAY_SELECT,
+        ]
+    }
+
+    fn multis() -> Vec<MultiRow> {
+        vec![
+            INSERT_EVENTS,
+            INSERT_DELIVERIES,
+            STORE_TRANSFORMS,
+            RECORDS,
+            INSERT_ATTEMPTS,
+            END_STREAKS,
+            CLAIMED_EVENTS,
+            REPLAY,
+        ]
+    }
+
+    /// The highest parameter a statement uses, checking that `$1`, `$2`, …
+    /// first appear in that order (how rusqlite numbers them).
+    fn check_order(statement: &str) -> usize {
+        let mut next = 1;
+        let mut rest = statement;
+        while let Some(at) = rest.find('$') {
+            let digits: String = rest[at + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let n: usize = digits.parse().expect("a numbered parameter");
+            assert!(n <= next, "${n} before ${next} in {statement}");
+            if n == next {
+                next += 1;
+            }
+            rest = &rest[at + 1 + digits.len()..];
+        }
+        next - 1
+    }
+
+    #[test]
+    fn parameters_appear_in_order() {
+        for statement in singles() {
+            check_order(statement);
+        }
+        for m in multis() {
+            for n in [1, 2, 3, 128] {
+                assert_eq!(check_order(&m.sql(n)), n * m.params, "{}", m.sql(n));
+            }
+        }
+    }
+
+    #[test]
+    fn rows_are_renumbered() {
+        assert_eq!(
+            END_STREAKS.sql(3),
+            "DELETE FROM target_health WHERE target_id IN ($1, $2, $3)"
+        );
+        assert_eq!(
+            CLAIMED_EVENTS.sql(2).split("VALUES ").nth(1),
+            Some("($1, $2), ($3, $4)) AS v ON e.organization_id = v.column1 AND e.id = v.column2")
+        );
+    }
+
+    #[test]
+    fn chunks_are_powers_of_two() {
+        let sizes: Vec<usize> = chunks(300).map(|(_, n)| n).collect();
+        assert_eq!(sizes, vec![128, 128, 32, 8, 4]);
+        assert_eq!(chunks(0).count(), 0);
+        let covered: usize = chunks(77).map(|(_, n)| n).sum();
+        assert_eq!(covered, 77);
+    }
+}
