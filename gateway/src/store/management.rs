@@ -235,10 +235,13 @@ impl Store {
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query("DELETE FROM integration_hooks WHERE integration_id = $1")
-                .bind(&i.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM integration_hooks WHERE integration_id = $1 AND organization_id = $2",
+            )
+            .bind(&i.id)
+            .bind(i.organization_id.as_str())
+            .execute(&mut *tx)
+            .await?;
             insert_hooks!(tx, i);
             tx.commit().await?;
         });

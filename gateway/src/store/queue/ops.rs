@@ -218,6 +218,46 @@ struct DeliveryRef<'a> {
     method: Method,
 }
 
+impl<'a> NewDelivery<'a> {
+    /// A delivery of a new event along one of its routes.
+    fn routed(e: &'a Event, route: &'a Route) -> Self {
+        Self {
+            id: new_id("dlv"),
+            key: DeliveryRef {
+                organization_id: &e.organization_id,
+                event_id: &e.id,
+                event_type: &e.event_type,
+                target_kind: route.target_kind,
+                target_id: &route.target_id,
+                endpoint: &route.endpoint,
+                method: route.method,
+            },
+            body: None,
+            headers: None,
+            at: e.created,
+        }
+    }
+
+    /// A further request of a transform, as a delivery of its own.
+    fn fanned(parent: &'a DeliveryKey, request: &'a PreparedRequest, at: EpochMs) -> Self {
+        Self {
+            id: new_id("dlv"),
+            key: DeliveryRef {
+                organization_id: &parent.organization_id,
+                event_id: &parent.event_id,
+                event_type: &parent.event_type,
+                target_kind: parent.target_kind,
+                target_id: &parent.target_id,
+                endpoint: &parent.endpoint,
+                method: parent.method,
+            },
+            body: Some(request),
+            headers: Some(serde_json::to_string(&request.headers).unwrap_or_default()),
+            at,
+        }
+    }
+}
+
 async fn insert_deliveries<E: Executor>(
     db: &mut E,
     rows: &[NewDelivery<'_>],
@@ -252,9 +292,6 @@ async fn ingest<E: Executor>(
     picked: &[usize],
     out: &mut [Option<WriteResult>],
 ) -> Result<(), StoreError> {
-    if picked.is_empty() {
-        return Ok(());
-    }
     let event = |i: usize| match ops[i] {
         WriteOp::Ingest(e) => e,
         _ => unreachable!("picked ingests only"),
@@ -262,80 +299,15 @@ async fn ingest<E: Executor>(
     // The first op of each (organization, id) inserts; later ones repeat it.
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
     for &i in picked {
-        let e = event(i);
-        first
-            .entry((e.organization_id.as_str(), e.id.as_str()))
-            .or_insert(i);
+        first.entry(key(event(i))).or_insert(i);
     }
     let distinct: Vec<&Event> = picked
         .iter()
         .filter(|&&i| first[&key(event(i))] == i)
         .map(|&i| event(i))
         .collect();
-    let inserted: HashSet<(String, String)> =
-        many::<_, _, (String, String)>(db, &sql::INSERT_EVENTS, &distinct, |e, p| {
-            p.extend([
-                Param::from(e.organization_id.as_str()),
-                (&e.id).into(),
-                (&e.event_type).into(),
-                (&e.payload).into(),
-                (&e.shop_id).into(),
-                e.created.into(),
-            ])
-        })
-        .await?
-        .into_iter()
-        .collect();
-
-    // Route the new events (routing read inside this transaction, once per
-    // organization, type and shop) and insert their deliveries.
-    let new_events: Vec<&Event> = distinct
-        .into_iter()
-        .filter(|e| inserted.contains(&(e.organization_id.to_string(), e.id.clone())))
-        .collect();
-    let mut routing: HashMap<(&str, &str, Option<&str>), Vec<Route>> = HashMap::new();
-    for &e in &new_events {
-        let route_key = (
-            e.organization_id.as_str(),
-            e.event_type.as_str(),
-            e.shop_id.as_deref(),
-        );
-        if let Entry::Vacant(slot) = routing.entry(route_key) {
-            slot.insert(routes_of(db, e).await?);
-        }
-    }
-    let mut created: HashMap<(&str, &str), Vec<String>> = HashMap::new();
-    let mut rows = Vec::new();
-    for &e in &new_events {
-        let route_key = (
-            e.organization_id.as_str(),
-            e.event_type.as_str(),
-            e.shop_id.as_deref(),
-        );
-        let mut ids = Vec::new();
-        for route in &routing[&route_key] {
-            let id = new_id("dlv");
-            ids.push(id.clone());
-            rows.push(NewDelivery {
-                id,
-                key: DeliveryRef {
-                    organization_id: &e.organization_id,
-                    event_id: &e.id,
-                    event_type: &e.event_type,
-                    target_kind: route.target_kind,
-                    target_id: &route.target_id,
-                    endpoint: &route.endpoint,
-                    method: route.method,
-                },
-                body: None,
-                headers: None,
-                at: e.created,
-            });
-        }
-        created.insert(key(e), ids);
-    }
-    insert_deliveries(db, &rows).await?;
-
+    let new_events = insert_events(db, &distinct).await?;
+    let created = route_new_events(db, &new_events).await?;
     let mut existing: HashMap<(&str, &str), Vec<String>> = HashMap::new();
     for &i in picked {
         let e = event(i);
@@ -366,6 +338,64 @@ async fn ingest<E: Executor>(
         out[i] = Some(WriteResult::Ingested(ingested));
     }
     Ok(())
+}
+
+/// Inserts `events` (distinct keys); the ones that were new.
+async fn insert_events<'e, E: Executor>(
+    db: &mut E,
+    events: &[&'e Event],
+) -> Result<Vec<&'e Event>, StoreError> {
+    let inserted: HashSet<(String, String)> =
+        many::<_, _, (String, String)>(db, &sql::INSERT_EVENTS, events, |e, p| {
+            p.extend([
+                Param::from(e.organization_id.as_str()),
+                (&e.id).into(),
+                (&e.event_type).into(),
+                (&e.payload).into(),
+                (&e.shop_id).into(),
+                e.created.into(),
+            ])
+        })
+        .await?
+        .into_iter()
+        .collect();
+    Ok(events
+        .iter()
+        .copied()
+        .filter(|e| inserted.contains(&(e.organization_id.to_string(), e.id.clone())))
+        .collect())
+}
+
+/// Routes new events (routing read inside this transaction, once per
+/// organization, type and shop) and inserts their deliveries; their ids by
+/// event.
+async fn route_new_events<'e, E: Executor>(
+    db: &mut E,
+    events: &[&'e Event],
+) -> Result<HashMap<(&'e str, &'e str), Vec<String>>, StoreError> {
+    let route_key = |e: &'e Event| {
+        (
+            e.organization_id.as_str(),
+            e.event_type.as_str(),
+            e.shop_id.as_deref(),
+        )
+    };
+    let mut routing: HashMap<(&str, &str, Option<&str>), Vec<Route>> = HashMap::new();
+    for &e in events {
+        if let Entry::Vacant(slot) = routing.entry(route_key(e)) {
+            slot.insert(routes_of(db, e).await?);
+        }
+    }
+    let mut created = HashMap::new();
+    let mut rows = Vec::new();
+    for &e in events {
+        let routes = &routing[&route_key(e)];
+        let start = rows.len();
+        rows.extend(routes.iter().map(|route| NewDelivery::routed(e, route)));
+        created.insert(key(e), rows[start..].iter().map(|d| d.id.clone()).collect());
+    }
+    insert_deliveries(db, &rows).await?;
+    Ok(created)
 }
 
 fn key(e: &Event) -> (&str, &str) {
@@ -463,26 +493,13 @@ async fn store_transforms<E: Executor>(
                 out[i] = Some(WriteResult::Transformed(None));
                 continue;
             }
-            let mut ids = Vec::new();
-            for request in &requests[1..] {
-                let id = new_id("dlv");
-                ids.push(id.clone());
-                fanned.push(NewDelivery {
-                    id,
-                    key: DeliveryRef {
-                        organization_id: &delivery.organization_id,
-                        event_id: &delivery.event_id,
-                        event_type: &delivery.event_type,
-                        target_kind: delivery.target_kind,
-                        target_id: &delivery.target_id,
-                        endpoint: &delivery.endpoint,
-                        method: delivery.method,
-                    },
-                    body: Some(request),
-                    headers: Some(serde_json::to_string(&request.headers).unwrap_or_default()),
-                    at: now,
-                });
-            }
+            let start = fanned.len();
+            fanned.extend(
+                requests[1..]
+                    .iter()
+                    .map(|request| NewDelivery::fanned(delivery, request, now)),
+            );
+            let ids = fanned[start..].iter().map(|d| d.id.clone()).collect();
             out[i] = Some(WriteResult::Transformed(Some(ids)));
         }
         insert_deliveries(db, &fanned).await?;
