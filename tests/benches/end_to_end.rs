@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 64;
 
+/// The allocator the `hookgate` binary uses (the gateway runs in this
+/// process here).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Arrival times by event id.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 

@@ -734,3 +734,47 @@ async fn a_route_failing_for_too_long_is_disabled() {
         .await;
     assert_eq!(w["data"]["disabledReason"], Value::Null);
 }
+
+/// Payloads are carried byte for byte: big integers, long decimals, key
+/// order, duplicate keys and spacing reach the receiver's `data` and the
+/// event read back exactly as posted.
+#[tokio::test]
+async fn payloads_arrive_byte_for_byte() {
+    let gw = gateway(&[]).await;
+    let (_, key) = gw.organization("exact").await;
+    let receiver = Receiver::ok().await;
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "t.exact", "url": receiver.url})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let payload = r#"{"z": 1, "amount": 12345678901234567890123, "pi": 3.14159265358979323846264338327950288, "a": {"y": [1, 2e3], "b": null}, "dup": 1, "dup": 2}"#;
+    let body = format!(r#"{{"id": "evt_exact", "type": "t.exact", "payload": {payload}}}"#);
+    let response = gw
+        .request(Method::POST, "/v1/events", &key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 202);
+    let received = receiver.wait_for(1).await;
+    let sent = String::from_utf8(received[0].body.to_vec()).expect("utf-8");
+    assert!(
+        sent.ends_with(&format!(r#","data":{payload}}}"#)),
+        "the receiver's data differs from what was posted: {sent}"
+    );
+    let read = gw
+        .request(Method::GET, "/v1/events/evt_exact", &key)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(read.contains(&format!(r#""payload":{payload}"#)), "{read}");
+}

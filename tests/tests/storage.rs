@@ -363,7 +363,11 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
     assert_eq!(claim.deliveries.len(), 2);
     assert_eq!(claim.events.len(), 1);
     assert_eq!(claim.events[0].payload, first.payload);
-    assert_eq!(claim.next_due, None, "nothing else is due");
+    assert_eq!(
+        claim.next_due,
+        Some(60_000),
+        "nothing else is due before the leases end"
+    );
     let none = store.claim("w2", 2_001, 60_000, 10).await.expect("claim");
     assert!(
         none.deliveries.is_empty(),
@@ -479,7 +483,7 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
     let claim = store.claim("w3", 3_000, 60_000, 10).await.expect("claim");
     assert!(!claim.deliveries.is_empty());
     assert_eq!(
-        store.release_leases("w3").await.expect("release"),
+        store.release_leases("w3", 3_001).await.expect("release"),
         claim.deliveries.len() as u64
     );
     assert_eq!(

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 /// An event to deliver.
@@ -23,9 +24,9 @@ pub struct EventIn {
     /// Hook type, e.g. `order_created`.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
-    /// The payload (any JSON).
+    /// The payload (any JSON), stored and delivered byte for byte as sent.
     #[schema(value_type = Object)]
-    pub payload: Option<serde_json::Value>,
+    pub payload: Option<Box<RawValue>>,
     /// Shop, for subscriptions filtered by shop.
     pub shop_id: Option<String>,
 }
@@ -109,9 +110,9 @@ pub struct EventOut {
     /// Type.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// Payload.
+    /// Payload, as it was posted.
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Box<RawValue>,
     /// Shop.
     pub shop_id: Option<String>,
     /// Accepted, epoch ms.
@@ -186,8 +187,9 @@ pub async fn accept(
     let event = NewEvent {
         id: body.id,
         event_type: event_type.unwrap_or_default(),
-        payload: serde_json::to_string(&payload.unwrap_or_default())
-            .map_err(|e| ApiError::Internal(e.into()))?,
+        payload: payload
+            .map(|p| String::from(Box::<str>::from(p)))
+            .unwrap_or_default(),
         shop_id: body.shop_id,
     };
     let ingested =
@@ -233,7 +235,8 @@ pub async fn get_event(
     Ok(ok(
         "event",
         EventOut {
-            payload: serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null),
+            payload: RawValue::from_string(event.payload)
+                .map_err(|e| ApiError::Internal(e.into()))?,
             id: event.id,
             event_type: event.event_type,
             shop_id: event.shop_id,

@@ -4,7 +4,7 @@
 
 use crate::model::{Event, PreparedRequest, Target};
 use crate::plugin::{Outcome, PluginError, PluginEvent, Registry};
-use serde_json::json;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -112,17 +112,26 @@ pub async fn transform(
     }
 }
 
-/// `{"id", "type", "timestamp", "data"}`: the Standard Webhooks payload.
+/// `{"id", "type", "timestamp", "data"}`: the Standard Webhooks payload,
+/// with `data` the event's payload byte for byte as it was posted.
 fn standard_payload(event: &Event) -> Result<Transformed, TransformError> {
-    let data: serde_json::Value =
+    #[derive(serde::Serialize)]
+    struct StandardPayload<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        event_type: &'a str,
+        timestamp: String,
+        data: &'a RawValue,
+    }
+    let data: &RawValue =
         serde_json::from_str(&event.payload).map_err(|e| TransformError::Payload(e.to_string()))?;
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(event.created).unwrap_or(0));
-    let body = json!({
-        "id": event.id,
-        "type": event.event_type,
-        "timestamp": humantime::format_rfc3339_millis(at).to_string(),
-        "data": data,
-    });
+    let body = StandardPayload {
+        id: &event.id,
+        event_type: &event.event_type,
+        timestamp: humantime::format_rfc3339_millis(at).to_string(),
+        data,
+    };
     Ok(Transformed::Requests(vec![PreparedRequest {
         body: serde_json::to_vec(&body).map_err(|e| TransformError::Payload(e.to_string()))?,
         content_type: "application/json".into(),

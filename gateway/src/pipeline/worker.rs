@@ -176,7 +176,12 @@ impl Pipeline {
         let _ =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         tasks.abort_all();
-        match self.chain.store.release_leases(self.owner()).await {
+        match self
+            .chain
+            .store
+            .release_leases(self.owner(), now_ms())
+            .await
+        {
             Ok(n) if n > 0 => {
                 tracing::info!(released = n, "released leases of unfinished deliveries")
             }

@@ -134,9 +134,17 @@ pub(crate) trait Executor {
     fn dialect(&self) -> Dialect;
 
     /// Starts a transaction. `durable`: its commit must be on disk before
-    /// [`Executor::commit`] returns (batches that accept events); other
-    /// batches may wait for the next sync.
+    /// its answers go out (batches that accept events): either
+    /// [`Executor::commit`] waits for the disk, or the executor has a
+    /// [`Executor::deferred_sync`] that does it. Other batches may wait for
+    /// the next sync.
     async fn begin(&mut self, durable: bool) -> Result<(), StoreError>;
+
+    /// Where durable batches' answers wait for the disk, when commits do
+    /// not wait for it themselves.
+    fn deferred_sync(&self) -> Option<&super::writer::DeferredSync> {
+        None
+    }
 
     /// Commits the transaction.
     async fn commit(&mut self) -> Result<(), StoreError>;

@@ -242,10 +242,11 @@ impl Store {
         }
     }
 
-    /// Releases leases held by `owner` (graceful shutdown).
-    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+    /// Releases leases held by `owner` (graceful shutdown): due again `now`.
+    pub async fn release_leases(&self, owner: &str, now: EpochMs) -> Result<u64, StoreError> {
         let op = WriteOp::ReleaseLeases {
             owner: owner.to_owned(),
+            now,
         };
         match self.write(op).await? {
             WriteResult::Changed(n) => Ok(n),

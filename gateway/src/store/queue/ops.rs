@@ -80,6 +80,7 @@ pub(crate) enum WriteOp {
     },
     ReleaseLeases {
         owner: String,
+        now: EpochMs,
     },
 }
 
@@ -657,8 +658,10 @@ async fn single<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, St
                 .flatten();
             Ok(WriteResult::Replayed(replayed.len() as u64, next))
         }
-        WriteOp::ReleaseLeases { owner } => {
-            let n = db.execute(sql::RELEASE_LEASES, &[owner.into()]).await?;
+        WriteOp::ReleaseLeases { owner, now } => {
+            let n = db
+                .execute(sql::RELEASE_LEASES, &[(*now).into(), owner.into()])
+                .await?;
             Ok(WriteResult::Changed(n))
         }
         _ => Err(StoreError::Corrupt("not a single operation".into())),
@@ -704,7 +707,7 @@ async fn claim<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, Sto
     })
     .await?;
     let next_due = if (deliveries.len() as i64) < *limit {
-        let due: Vec<i64> = db.fetch(sql::NEXT_DUE, &[(*now).into()]).await?;
+        let due: Vec<i64> = db.fetch(sql::NEXT_DUE, &[]).await?;
         due.first().copied()
     } else {
         None

@@ -167,8 +167,10 @@ pub(super) const DISABLE_INTEGRATION: &str = "UPDATE integrations SET disabled_r
      WHERE id = $3 AND organization_id = $4";
 pub(super) const DISABLE_WEBHOOK: &str = "UPDATE webhooks SET disabled_reason = $1, modified = $2 WHERE id = $3 AND organization_id = $4";
 
-/// Leases up to `$4` due deliveries. The dialects differ: PostgreSQL skips
-/// rows another replica is claiming at the same moment.
+/// Leases up to `$4` due deliveries. A leased row is due again when its
+/// lease ends (so in-flight rows sit behind the due ones in the index). The
+/// dialects differ: PostgreSQL skips rows another replica is claiming at
+/// the same moment.
 pub(super) fn claim(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => CLAIM_SQLITE,
@@ -179,7 +181,7 @@ pub(super) fn claim(dialect: Dialect) -> &'static str {
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
-            "UPDATE deliveries SET lease_owner = $1, lease_expires = $2 WHERE id IN (",
+            "UPDATE deliveries SET lease_owner = $1, lease_expires = $2, next_attempt_at = $2 WHERE id IN (",
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
             "AND (lease_expires IS NULL OR lease_expires < $3) ORDER BY next_attempt_at LIMIT $4",
             $lock,
@@ -199,13 +201,13 @@ pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
     params: 2,
 };
 
-/// When the next pending, unleased delivery is due (leased ones are in
-/// flight, not due).
-pub(super) const NEXT_DUE: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' \
-     AND (lease_expires IS NULL OR lease_expires < $1) ORDER BY next_attempt_at LIMIT 1";
+/// When the next pending delivery is due (a leased one: when its lease
+/// ends).
+pub(super) const NEXT_DUE: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 1";
 
-pub(super) const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_owner = NULL, lease_expires = NULL \
-     WHERE lease_owner = $1 AND status = 'pending'";
+/// Leases given back at shutdown: due again at once.
+pub(super) const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_owner = NULL, lease_expires = NULL, next_attempt_at = $1 \
+     WHERE lease_owner = $2 AND status = 'pending'";
 
 /// The next ids a replay selects, after a cursor, in id order.
 pub(super) const REPLAY_SELECT: &str = "SELECT id FROM deliveries \

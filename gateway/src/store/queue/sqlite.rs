@@ -10,7 +10,7 @@
 //! sqlx; SQLite serialises writers across connections.
 
 use super::executor::{Dialect, Executor, FromRow, Param, Row};
-use super::writer::Writer;
+use super::writer::{DeferredSync, Writer};
 use crate::store::StoreError;
 use rusqlite::Connection;
 use rusqlite::types::Null;
@@ -19,21 +19,50 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Opens the writer connection on `path` and starts its thread.
+///
+/// Commits do not wait for the disk (`synchronous = NORMAL`: in WAL mode a
+/// killed process loses nothing). Batches that accept events must survive
+/// a power loss too before they are answered: their answers wait on a
+/// second thread that fsyncs the write-ahead log, which makes every commit
+/// before it durable, while this thread goes on with the next batch.
 pub(crate) fn start(path: &Path) -> Result<Writer, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", 1)?;
     conn.set_prepared_statement_cache_capacity(256);
-    Writer::spawn(SqliteWriter {
-        conn,
-        synchronous: None,
-    })
+    let wal = wal_path(path);
+    let mut log: Option<std::fs::File> = None;
+    let sync = DeferredSync::start(move || {
+        // The log exists while any connection is open (this one is); open
+        // it once and keep it.
+        if log.is_none() {
+            log = Some(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&wal)?,
+            );
+        }
+        let synced = log.as_ref().map_or(Ok(()), std::fs::File::sync_data);
+        if synced.is_err() {
+            log = None;
+        }
+        synced
+    })?;
+    Writer::spawn(SqliteWriter { conn, sync })
+}
+
+/// SQLite's write-ahead log beside the database file.
+fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
 }
 
 struct SqliteWriter {
     conn: Connection,
-    /// The `synchronous` level set on the connection (2 FULL, 1 NORMAL).
-    synchronous: Option<u8>,
+    sync: DeferredSync,
 }
 
 impl SqliteWriter {
@@ -62,18 +91,14 @@ impl Executor for SqliteWriter {
         Dialect::Sqlite
     }
 
-    async fn begin(&mut self, durable: bool) -> Result<(), StoreError> {
-        // Only accepted events must be on disk before we answer: FULL
-        // (fsync at commit) for them, NORMAL for the rest (still safe
-        // against a killed process with WAL). Set outside a transaction,
-        // only when it changes.
-        let level = if durable { 2 } else { 1 };
-        if self.synchronous != Some(level) {
-            self.conn.pragma_update(None, "synchronous", level)?;
-            self.synchronous = Some(level);
-        }
+    async fn begin(&mut self, _durable: bool) -> Result<(), StoreError> {
+        // Durable batches are synced by `deferred_sync`, after the commit.
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())
+    }
+
+    fn deferred_sync(&self) -> Option<&DeferredSync> {
+        Some(&self.sync)
     }
 
     async fn commit(&mut self) -> Result<(), StoreError> {

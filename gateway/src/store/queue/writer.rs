@@ -14,6 +14,8 @@ const MAX_BATCH: usize = 256;
 
 type Reply = oneshot::Sender<Result<WriteResult, StoreError>>;
 type Job = (WriteOp, Reply);
+/// A committed operation's reply, waiting to be sent.
+type Answer = (Reply, Result<WriteResult, StoreError>);
 
 /// The sending side, held by the store.
 #[derive(Debug, Clone)]
@@ -66,10 +68,17 @@ async fn run<E: Executor>(mut db: E, mut rx: mpsc::Receiver<Job>) {
 
 async fn commit_batch<E: Executor>(db: &mut E, mut batch: Vec<Job>) {
     let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
+    let durable = ops.iter().any(|op| op.needs_sync());
     match transaction(db, &ops).await {
         Ok(results) => {
-            for ((_, reply), result) in batch.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
+            let answers = batch
+                .into_iter()
+                .zip(results)
+                .map(|((_, reply), result)| (reply, Ok(result)))
+                .collect();
+            match db.deferred_sync() {
+                Some(sync) if durable => sync.after_sync(answers),
+                _ => answer(answers),
             }
         }
         Err(error) if batch.len() == 1 => {
@@ -83,6 +92,62 @@ async fn commit_batch<E: Executor>(db: &mut E, mut batch: Vec<Job>) {
                     .await
                     .map(|mut results| results.pop().expect("one result per operation"));
                 let _ = reply.send(alone);
+            }
+        }
+    }
+}
+
+fn answer(answers: Vec<Answer>) {
+    for (reply, result) in answers {
+        let _ = reply.send(result);
+    }
+}
+
+/// Makes commits durable off the writer's thread: the writer commits
+/// without waiting for the disk and hands the answers of a batch that must
+/// be durable here; one sync (`sync`, e.g. an fsync of the write-ahead
+/// log) covers every commit made before it started, and only then are
+/// those answers sent. The writer meanwhile goes on with the next batch.
+#[derive(Debug)]
+pub(crate) struct DeferredSync {
+    tx: std::sync::mpsc::Sender<Vec<Answer>>,
+}
+
+impl DeferredSync {
+    /// Starts the syncing thread.
+    pub(super) fn start(
+        mut sync: impl FnMut() -> std::io::Result<()> + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Answer>>();
+        std::thread::Builder::new()
+            .name("hookgate-sync".into())
+            .spawn(move || {
+                while let Ok(mut waiting) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        waiting.extend(more);
+                    }
+                    match sync() {
+                        Ok(()) => answer(waiting),
+                        Err(error) => {
+                            tracing::error!(%error, "could not sync the database to disk");
+                            for (reply, _) in waiting {
+                                let _ = reply.send(Err(StoreError::Unavailable(Box::new(
+                                    std::io::Error::new(error.kind(), error.to_string()),
+                                ))));
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(StoreError::WriterStart)?;
+        Ok(Self { tx })
+    }
+
+    fn after_sync(&self, answers: Vec<Answer>) {
+        if let Err(unsent) = self.tx.send(answers) {
+            // The syncing thread is gone: nothing can be made durable.
+            for (reply, _) in unsent.0 {
+                let _ = reply.send(Err(StoreError::WriterGone));
             }
         }
     }
@@ -102,4 +167,60 @@ async fn transaction<E: Executor>(
         db.rollback().await;
     }
     applied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A durable batch is answered only after a sync that started after
+    /// its commit has returned; a failed sync answers with an error.
+    #[test]
+    fn answers_wait_for_the_sync() {
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (finish_tx, finish) = mpsc::channel::<std::io::Result<()>>();
+        let sync = DeferredSync::start(move || {
+            started_tx.send(()).expect("test alive");
+            finish.recv().expect("test alive")
+        })
+        .expect("start");
+        let (reply, mut answer) = oneshot::channel();
+        sync.after_sync(vec![(reply, Ok(WriteResult::Changed(1)))]);
+        started
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a sync started");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            answer.try_recv().is_err(),
+            "answered before the sync returned"
+        );
+        finish_tx.send(Ok(())).expect("syncer alive");
+        let answered = (0..500).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            answer.try_recv().ok()
+        });
+        assert!(
+            matches!(answered, Some(Ok(WriteResult::Changed(1)))),
+            "{answered:?}"
+        );
+
+        let (reply, mut answer) = oneshot::channel();
+        sync.after_sync(vec![(reply, Ok(WriteResult::Changed(2)))]);
+        started
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a sync started");
+        finish_tx
+            .send(Err(std::io::Error::other("disk gone")))
+            .expect("syncer alive");
+        let answered = (0..500).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            answer.try_recv().ok()
+        });
+        assert!(
+            matches!(answered, Some(Err(StoreError::Unavailable(_)))),
+            "{answered:?}"
+        );
+    }
 }
