@@ -35,6 +35,17 @@ pub fn target_dir() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root());
+    // `cargo test` gives the test process variables of its own package
+    // (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …). Passed on, they differ from
+    // what the outer build saw, and build scripts that watch them (ring's
+    // watches `CARGO_MANIFEST_DIR`) rerun: the two builds would rebuild
+    // half the tree for each other, every run.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_") && !matches!(&*name, "CARGO_HOME" | "CARGO_TARGET_DIR") {
+            cmd.env_remove(&*name);
+        }
+    }
     cmd
 }
 

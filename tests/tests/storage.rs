@@ -363,10 +363,10 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
     assert_eq!(claim.deliveries.len(), 2);
     assert_eq!(claim.events.len(), 1);
     assert_eq!(claim.events[0].payload, first.payload);
-    assert_eq!(
-        claim.next_due,
-        Some(60_000),
-        "nothing else is due before the leases end"
+    assert!(
+        claim.next_due.is_none_or(|at| at >= 60_000),
+        "nothing else is due before the leases end: {:?}",
+        claim.next_due
     );
     let none = store.claim("w2", 2_001, 60_000, 10).await.expect("claim");
     assert!(

@@ -4,7 +4,7 @@
 //! operations is applied kind by kind, many rows per statement, in one
 //! transaction; each operation gets its own result.
 
-use super::executor::{Executor, FromRow, Param, Row};
+use super::executor::{Dialect, Executor, FromRow, Param, Row};
 use super::sql::{self, MultiRow, chunks};
 use super::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
 use crate::model::{
@@ -707,7 +707,12 @@ async fn claim<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, Sto
     })
     .await?;
     let next_due = if (deliveries.len() as i64) < *limit {
-        let due: Vec<i64> = db.fetch(sql::NEXT_DUE, &[]).await?;
+        let statement = sql::next_due(db.dialect());
+        let params: &[Param<'_>] = match db.dialect() {
+            Dialect::Sqlite => &[],
+            Dialect::Postgres => &[(*now).into()],
+        };
+        let due: Vec<i64> = db.fetch(statement, params).await?;
         due.first().copied()
     } else {
         None

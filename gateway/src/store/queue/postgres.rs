@@ -15,7 +15,16 @@ use sqlx::{Connection, PgConnection, Postgres};
 /// the first batch comes).
 pub(crate) fn start(options: PgConnectOptions) -> Result<Writer, StoreError> {
     Writer::spawn(PgWriter {
-        options: options.statement_cache_capacity(512),
+        // Every statement of the hot path is meant to go by an index. A
+        // plan made while the queue was small (and cached for the
+        // prepared statement) would otherwise join a batch's rows to the
+        // table with a full scan for good: measured 12 ms instead of 1 ms
+        // for a 32-row update on 20k deliveries. Planning afresh every
+        // time (plan_cache_mode = force_custom_plan) costs ~1 ms a
+        // statement instead, and measured no faster end to end.
+        options: options
+            .statement_cache_capacity(512)
+            .options([("enable_seqscan", "off")]),
         conn: None,
     })
 }

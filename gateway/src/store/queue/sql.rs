@@ -167,10 +167,17 @@ pub(super) const DISABLE_INTEGRATION: &str = "UPDATE integrations SET disabled_r
      WHERE id = $3 AND organization_id = $4";
 pub(super) const DISABLE_WEBHOOK: &str = "UPDATE webhooks SET disabled_reason = $1, modified = $2 WHERE id = $3 AND organization_id = $4";
 
-/// Leases up to `$4` due deliveries. A leased row is due again when its
-/// lease ends (so in-flight rows sit behind the due ones in the index). The
-/// dialects differ: PostgreSQL skips rows another replica is claiming at
-/// the same moment.
+/// Leases up to `$4` due deliveries. The dialects differ, each for its
+/// engine:
+/// - SQLite moves a leased row's `next_attempt_at` to its lease's end, so
+///   in-flight rows sit behind the due ones in the index and the next claim
+///   does not walk past them (an index update is cheap in SQLite's b-tree).
+/// - PostgreSQL changes only the lease columns, which no index covers, so
+///   the claim is a HOT update (a new row version on the same page, no new
+///   index entries: with MVCC, moving an indexed column would leave a dead
+///   index entry per claim for every later claim to step over until
+///   vacuum), and skips rows another replica is claiming at the same
+///   moment.
 pub(super) fn claim(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => CLAIM_SQLITE,
@@ -179,9 +186,11 @@ pub(super) fn claim(dialect: Dialect) -> &'static str {
 }
 
 macro_rules! claim_sql {
-    ($lock:literal) => {
+    ($next:literal, $lock:literal) => {
         concat!(
-            "UPDATE deliveries SET lease_owner = $1, lease_expires = $2, next_attempt_at = $2 WHERE id IN (",
+            "UPDATE deliveries SET lease_owner = $1, lease_expires = $2",
+            $next,
+            " WHERE id IN (",
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
             "AND (lease_expires IS NULL OR lease_expires < $3) ORDER BY next_attempt_at LIMIT $4",
             $lock,
@@ -190,8 +199,23 @@ macro_rules! claim_sql {
         )
     };
 }
-const CLAIM_SQLITE: &str = claim_sql!("");
-const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
+const CLAIM_SQLITE: &str = claim_sql!(", next_attempt_at = $2", "");
+const CLAIM_POSTGRES: &str = claim_sql!("", " FOR UPDATE SKIP LOCKED");
+
+/// When the next unleased pending delivery is due, or a lease ends.
+pub(super) fn next_due(dialect: Dialect) -> &'static str {
+    match dialect {
+        // A leased row's next_attempt_at is its lease's end already.
+        Dialect::Sqlite => NEXT_DUE_SQLITE,
+        // In-flight rows are not due: counting them would make an idle
+        // worker spin while its own jobs are in flight.
+        Dialect::Postgres => NEXT_DUE_POSTGRES,
+    }
+}
+
+const NEXT_DUE_SQLITE: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 1";
+const NEXT_DUE_POSTGRES: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' \
+     AND (lease_expires IS NULL OR lease_expires < $1) ORDER BY next_attempt_at LIMIT 1";
 
 /// The events of claimed deliveries, by (organization, id).
 pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
@@ -200,10 +224,6 @@ pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
     tail: ") AS v ON e.organization_id = v.column1 AND e.id = v.column2",
     params: 2,
 };
-
-/// When the next pending delivery is due (a leased one: when its lease
-/// ends).
-pub(super) const NEXT_DUE: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 1";
 
 /// Leases given back at shutdown: due again at once.
 pub(super) const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_owner = NULL, lease_expires = NULL, next_attempt_at = $1 \
@@ -239,7 +259,8 @@ mod tests {
             DISABLE_WEBHOOK,
             CLAIM_SQLITE,
             CLAIM_POSTGRES,
-            NEXT_DUE,
+            NEXT_DUE_SQLITE,
+            NEXT_DUE_POSTGRES,
             RELEASE_LEASES,
             REPLAY_SELECT,
         ]
