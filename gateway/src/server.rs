@@ -108,6 +108,10 @@ pub async fn build(
         );
     }
     let pipeline = Pipeline::new(store.clone(), registry.clone(), settings.workers.clone());
+    let metrics = metrics_handle();
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(metrics_upkeep(handle, cancel.clone()));
+    }
     let state = AppState {
         pipeline: pipeline.clone(),
         store: store.clone(),
@@ -119,7 +123,7 @@ pub async fn build(
         rotation_overlap: settings.secret_rotation_overlap,
         max_body_bytes: settings.max_body_bytes,
         max_plugin_bytes: settings.max_plugin_bytes,
-        metrics: metrics_handle(),
+        metrics,
     };
     Ok((
         state,
@@ -160,6 +164,22 @@ fn metrics_handle() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// Drains histogram samples into their summaries every few seconds: the
+/// recorder keeps every sample until then, so without it a gateway nobody
+/// scrapes would grow without bound.
+async fn metrics_upkeep(handle: PrometheusHandle, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                let handle = handle.clone();
+                let _ = tokio::task::spawn_blocking(move || handle.run_upkeep()).await;
+            }
+        }
+    }
 }
 
 /// A database URL without its password, for messages.

@@ -1,7 +1,7 @@
 //! End to end: the gateway on SQLite, one organization, one subscription to
 //! a loopback receiver; events posted with concurrency. Prints accepted
 //! events/s, delivered events/s, ingest→delivered latency (p50/p99) at full
-//! speed and at a steady 500 events/s, with and without a plugin, and the
+//! speed and at a steady 1,000 events/s, with and without a plugin, and the
 //! raw loopback POST rate of the same client to the same receiver.
 //!
 //! `cargo bench -p hookgate-tests --bench end_to_end` (optional argument:
@@ -40,6 +40,10 @@ async fn main() {
     let raw = raw_rate(&http, &receiver_url).await;
     println!(
         "baseline: raw loopback POST rate, same client and receiver, {CONCURRENCY} concurrent: {raw:.0} requests/s"
+    );
+    let (p50, p99) = raw_latency(&http, &receiver_url, 5_000, 1_000.0).await;
+    println!(
+        "baseline: raw loopback POST at a steady 1000/s, same client and receiver: request p50 {p50:.2} ms p99 {p99:.2} ms"
     );
 
     for (label, plugin, reuse) in [
@@ -91,13 +95,13 @@ async fn main() {
             p99
         );
 
-        // Steady 500 events/s for 5 s.
+        // Steady 1,000 events/s for 5 s.
         arrivals.lock().expect("lock").clear();
-        let (sent, _, _) = post_events(&http, &gw.url, &key, 2_500, 32, Some(500.0)).await;
+        let (sent, _, _) = post_events(&http, &gw.url, &key, 5_000, 32, Some(1_000.0)).await;
         wait_all(&arrivals, &sent).await;
         let (p50, p99) = latencies(&sent, &arrivals);
         println!(
-            "plugin={label}: steady 500 events/s for 5 s: ingest→delivered p50 {p50:.1} ms p99 {p99:.1} ms"
+            "plugin={label}: steady 1000 events/s for 5 s: ingest→delivered p50 {p50:.1} ms p99 {p99:.1} ms"
         );
         drop(gw);
     }
@@ -163,6 +167,32 @@ async fn raw_rate(http: &reqwest::Client, url: &str) -> f64 {
         total += t.await.expect("task");
     }
     total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Latency (p50, p99, ms) of `n` single POSTs to `url` at `rate` per second:
+/// the floor this machine puts under any ingest→delivered latency.
+async fn raw_latency(http: &reqwest::Client, url: &str, n: usize, rate: f64) -> (f64, f64) {
+    let body = serde_json::to_vec(&hookgate_tests::sample_order()).expect("json");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (http, url, body) = (http.clone(), url.to_owned(), body.clone());
+            tokio::spawn(async move {
+                let due = started + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                let t = Instant::now();
+                let r = http.post(&url).body(body).send().await.expect("post");
+                let _ = r.bytes().await;
+                t.elapsed().as_secs_f64() * 1e3
+            })
+        })
+        .collect();
+    let mut l = Vec::with_capacity(n);
+    for t in tasks {
+        l.push(t.await.expect("task"));
+    }
+    l.sort_by(f64::total_cmp);
+    (l[n / 2], l[(n * 99 / 100).min(n - 1)])
 }
 
 /// Posts `n` events; returns when each was answered 202, the time to accept them all, and the start.

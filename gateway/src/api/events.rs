@@ -192,8 +192,7 @@ pub async fn accept(
             .unwrap_or_default(),
         shop_id: body.shop_id,
     };
-    let ingested =
-        ingest::accept(&state.store, &state.pipeline, &auth.organization_id, event).await?;
+    let ingested = ingest::accept(&state.store, &auth.organization_id, event).await?;
     let message = if ingested.created {
         "event accepted"
     } else {
@@ -364,7 +363,6 @@ pub async fn replay(
             now_ms(),
         )
         .await?;
-    state.pipeline.wake();
     let delivery = state.store.get_delivery(&auth.organization_id, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -403,7 +401,6 @@ pub async fn replay_many(
         .store
         .replay(&auth.organization_id, None, &filter, now_ms())
         .await?;
-    state.pipeline.wake();
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Envelope {

@@ -1,9 +1,8 @@
-//! The ingest stage: validate an event, store it and one delivery per route
-//! in one transaction (routing is the `integration_hooks` and `webhooks`
-//! tables, read inside that transaction), wake the workers. The caller
-//! answers 202 only after this returns.
+//! The ingest stage: store an event and one delivery per route in one
+//! transaction (routing is the `integration_hooks` and `webhooks` tables,
+//! read inside that transaction); its commit wakes the workers. The caller
+//! answers 202 only after this returns, when the event is on disk.
 
-use super::Pipeline;
 use crate::model::{Event, OrgId, new_id, now_ms};
 use crate::store::{Ingested, Store, StoreError};
 
@@ -23,7 +22,6 @@ pub struct NewEvent {
 /// Accepts `event` for `organization_id`.
 pub async fn accept(
     store: &Store,
-    pipeline: &Pipeline,
     organization_id: &OrgId,
     event: NewEvent,
 ) -> Result<Ingested, StoreError> {
@@ -39,9 +37,6 @@ pub async fn accept(
     if ingested.created {
         metrics::counter!("hookgate_events_accepted_total").increment(1);
         tracing::debug!(event_id = %event.id, event_type = %event.event_type, "event accepted");
-        if !ingested.deliveries.is_empty() {
-            pipeline.wake();
-        }
     }
     Ok(ingested)
 }

@@ -15,7 +15,7 @@ use crate::store::{Claim, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +49,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline over `store` and `registry`.
     pub fn new(store: Store, registry: Arc<Registry>, settings: WorkerSettings) -> Arc<Self> {
-        let wake = Arc::new(Notify::new());
+        // One wake-up for every source of new work: the store's commits
+        // (events, replays) and this replica's retries and fan-outs.
+        let wake = store.queue_changed();
         let chain = Chain {
             http: deliver::client(&settings.http),
             allow_private: settings.http.allow_private,
@@ -71,11 +73,6 @@ impl Pipeline {
             chain: Arc::new(chain),
             settings,
         })
-    }
-
-    /// Wakes the workers (new jobs were committed).
-    pub fn wake(&self) {
-        self.chain.wake.notify_one();
     }
 
     /// Drops a route from the cache after it changed.

@@ -121,6 +121,13 @@ impl Store {
         self.writer.submit(op).await
     }
 
+    /// Notified when a commit made deliveries due (events accepted,
+    /// deliveries replayed), as soon as it is committed: workers need not
+    /// wait for the commit to reach the disk.
+    pub fn queue_changed(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.writer.queued().clone()
+    }
+
     /// Stores `event` and one delivery per route in ONE transaction (shared
     /// with other writes queued at the same moment: group commit), durable
     /// before it returns. The same event id again creates nothing and

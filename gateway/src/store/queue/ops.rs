@@ -89,6 +89,14 @@ impl WriteOp {
     pub(super) fn needs_sync(&self) -> bool {
         matches!(self, Self::Ingest(_))
     }
+
+    /// Whether it may make deliveries due now, for idle workers to claim.
+    pub(super) fn queues_work(&self) -> bool {
+        matches!(
+            self,
+            Self::Ingest(_) | Self::Replay { .. } | Self::ReleaseLeases { .. }
+        )
+    }
 }
 
 /// What one write did.

@@ -30,6 +30,10 @@ pub(crate) fn start(path: &Path) -> Result<Writer, StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", 1)?;
+    // Checkpoints run on a thread of their own (`checkpoints`), not inside
+    // a commit of this one: copying the log into the database and syncing
+    // it takes milliseconds, a stall for every write queued behind it.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(256);
     let wal = wal_path(path);
     let mut log: Option<std::fs::File> = None;
@@ -50,7 +54,43 @@ pub(crate) fn start(path: &Path) -> Result<Writer, StoreError> {
         }
         synced
     })?;
-    Writer::spawn(SqliteWriter { conn, sync })
+    let checkpoints = checkpoints(path)?;
+    Writer::spawn(SqliteWriter {
+        conn,
+        sync,
+        _checkpoints: checkpoints,
+    })
+}
+
+/// Log size past which it is copied into the database (SQLite's own
+/// default: 1000 pages of 4 KiB).
+const CHECKPOINT_AFTER: u64 = 4 << 20;
+
+/// Starts the thread that copies the write-ahead log into the database when
+/// it has grown past [`CHECKPOINT_AFTER`], without blocking the writer
+/// (`PASSIVE`). It stops when the returned sender is dropped.
+fn checkpoints(path: &Path) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let wal = wal_path(path);
+    let (alive, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("hookgate-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(200))
+            {
+                let grown = std::fs::metadata(&wal).is_ok_and(|m| m.len() > CHECKPOINT_AFTER);
+                if grown
+                    && let Err(error) =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(%error, "could not checkpoint the database log");
+                }
+            }
+        })
+        .map_err(StoreError::WriterStart)?;
+    Ok(alive)
 }
 
 /// SQLite's write-ahead log beside the database file.
@@ -63,6 +103,8 @@ fn wal_path(db: &Path) -> std::path::PathBuf {
 struct SqliteWriter {
     conn: Connection,
     sync: DeferredSync,
+    /// Keeps the checkpoint thread running.
+    _checkpoints: std::sync::mpsc::Sender<()>,
 }
 
 impl SqliteWriter {

@@ -7,7 +7,8 @@
 use super::executor::Executor;
 use super::ops::{self, WriteOp, WriteResult};
 use crate::store::StoreError;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Most operations in one transaction.
 const MAX_BATCH: usize = 256;
@@ -21,6 +22,9 @@ type Answer = (Reply, Result<WriteResult, StoreError>);
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
+    /// Notified when a commit queued new work (events accepted, deliveries
+    /// replayed), before it is synced: workers may start at once.
+    queued: Arc<Notify>,
 }
 
 impl Writer {
@@ -29,15 +33,22 @@ impl Writer {
     /// else waits behind its statements.
     pub(super) fn spawn<E: Executor + Send + 'static>(db: E) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(4096);
+        let queued = Arc::new(Notify::new());
+        let notify = queued.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(StoreError::WriterStart)?;
         std::thread::Builder::new()
             .name("hookgate-writer".into())
-            .spawn(move || runtime.block_on(run(db, rx)))
+            .spawn(move || runtime.block_on(run(db, rx, notify)))
             .map_err(StoreError::WriterStart)?;
-        Ok(Self { tx })
+        Ok(Self { tx, queued })
+    }
+
+    /// Notified when a commit queued new work.
+    pub(crate) fn queued(&self) -> &Arc<Notify> {
+        &self.queued
     }
 
     /// Queues `op` and waits for its transaction to commit.
@@ -52,7 +63,7 @@ impl Writer {
 }
 
 /// Applies queued operations in batches until every sender is gone.
-async fn run<E: Executor>(mut db: E, mut rx: mpsc::Receiver<Job>) {
+async fn run<E: Executor>(mut db: E, mut rx: mpsc::Receiver<Job>, queued: Arc<Notify>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -62,11 +73,15 @@ async fn run<E: Executor>(mut db: E, mut rx: mpsc::Receiver<Job>) {
             }
         }
         metrics::histogram!("hookgate_write_batch_size").record(batch.len() as f64);
-        commit_batch(&mut db, batch).await;
+        let queues = batch.iter().any(|(op, _)| op.queues_work());
+        if commit_batch(&mut db, batch).await && queues {
+            queued.notify_one();
+        }
     }
 }
 
-async fn commit_batch<E: Executor>(db: &mut E, mut batch: Vec<Job>) {
+/// Commits `batch`, answering each operation; whether the batch committed.
+async fn commit_batch<E: Executor>(db: &mut E, mut batch: Vec<Job>) -> bool {
     let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
     let durable = ops.iter().any(|op| op.needs_sync());
     match transaction(db, &ops).await {
@@ -80,10 +95,12 @@ async fn commit_batch<E: Executor>(db: &mut E, mut batch: Vec<Job>) {
                 Some(sync) if durable => sync.after_sync(answers),
                 _ => answer(answers),
             }
+            true
         }
         Err(error) if batch.len() == 1 => {
             let (_, reply) = batch.pop().expect("one");
             let _ = reply.send(Err(error));
+            false
         }
         Err(error) => {
             tracing::debug!(%error, size = batch.len(), "write batch failed; retrying one by one");
@@ -93,6 +110,7 @@ async fn commit_batch<E: Executor>(db: &mut E, mut batch: Vec<Job>) {
                     .map(|mut results| results.pop().expect("one result per operation"));
                 let _ = reply.send(alone);
             }
+            true
         }
     }
 }
