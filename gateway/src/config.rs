@@ -55,9 +55,15 @@ pub struct ServeArgs {
     /// Deliveries in flight at once.
     #[arg(long, env = "HOOKGATE_WORKERS", default_value_t = 64)]
     pub workers: usize,
-    /// Deliveries in flight at once to one host.
+    /// Deliveries in flight at once to one destination: a registrable
+    /// domain (its subdomains share it), or an address and port.
     #[arg(long, env = "HOOKGATE_ENDPOINT_CONCURRENCY", default_value_t = 32)]
     pub endpoint_concurrency: usize,
+    /// Deliveries in flight at once for one organization (per replica), so
+    /// one tenant's backlog cannot take every worker; default: half the
+    /// workers.
+    #[arg(long, env = "HOOKGATE_ORGANIZATION_CONCURRENCY")]
+    pub organization_concurrency: Option<usize>,
     /// Connect and total timeout of one delivery attempt.
     #[arg(long, env = "HOOKGATE_DELIVERY_TIMEOUT", default_value = "15s")]
     pub delivery_timeout: humantime::Duration,
@@ -155,6 +161,10 @@ impl ServeArgs {
             workers: crate::pipeline::WorkerSettings {
                 concurrency: self.workers.max(1),
                 per_endpoint: self.endpoint_concurrency.max(1),
+                per_organization: self
+                    .organization_concurrency
+                    .unwrap_or(self.workers / 2)
+                    .max(1),
                 lease: self.lease.into(),
                 poll: Duration::from_millis(500),
                 disable_after: self.disable_after.into(),

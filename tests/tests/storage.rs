@@ -302,10 +302,10 @@ fn event(org: &OrgId, id: &str, event_type: &str, created: i64) -> Event {
     }
 }
 
-fn outcome(delivery: &str, owner: &str, status: DeliveryStatus, now: i64) -> Recorded {
+fn outcome(delivery: &str, lease: &str, status: DeliveryStatus, now: i64) -> Recorded {
     Recorded {
         delivery_id: delivery.into(),
-        owner: owner.into(),
+        lease: lease.into(),
         status,
         next_attempt_at: now + 10,
         attempt: Some(Attempt {
@@ -358,8 +358,22 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
         Err(StoreError::NotFound)
     ));
 
+    // A claim that leaves the organization out (at its limit in flight)
+    // takes none of its deliveries, and sees none of them due.
+    let held = store
+        .claim("w0/1", 2_000, 60_000, 10, vec![a.clone()])
+        .await
+        .expect("claim");
+    assert!(
+        held.deliveries.is_empty() && held.next_due.is_none(),
+        "{held:?}"
+    );
+
     // A claim leases both, with the event they need; a second finds none.
-    let claim = store.claim("w1", 2_000, 60_000, 10).await.expect("claim");
+    let claim = store
+        .claim("w1", 2_000, 60_000, 10, vec![b.clone()])
+        .await
+        .expect("claim");
     assert_eq!(claim.deliveries.len(), 2);
     assert_eq!(claim.events.len(), 1);
     assert_eq!(claim.events[0].payload, first.payload);
@@ -368,7 +382,10 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
         "nothing else is due before the leases end: {:?}",
         claim.next_due
     );
-    let none = store.claim("w2", 2_001, 60_000, 10).await.expect("claim");
+    let none = store
+        .claim("w2", 2_001, 60_000, 10, Vec::new())
+        .await
+        .expect("claim");
     assert!(
         none.deliveries.is_empty(),
         "leased deliveries are not claimed twice"
@@ -425,11 +442,35 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
     ));
 
     // Due again after its delay, with the fanned-out one; done for good after.
-    let claim = store.claim("w1", 2_013, 60_000, 10).await.expect("claim");
+    let claim = store
+        .claim("w1", 2_013, 60_000, 10, Vec::new())
+        .await
+        .expect("claim");
     let ids: Vec<&str> = claim.deliveries.iter().map(|d| d.id.as_str()).collect();
     assert!(
         ids.contains(&d.id.as_str()) && ids.contains(&fanned[0].as_str()),
         "{ids:?}"
+    );
+    // Leases are renewed only under the claim that holds them; a renewed
+    // lease is not claimable when the old one would have ended.
+    let leases: Vec<(String, String)> =
+        ids.iter().map(|id| (id.to_string(), "w1".into())).collect();
+    assert_eq!(
+        store
+            .renew_leases(vec![(d.id.clone(), "w9".into())], 90_000)
+            .await
+            .expect("renew"),
+        0
+    );
+    assert_eq!(store.renew_leases(leases, 90_000).await.expect("renew"), 2);
+    assert!(
+        store
+            .claim("w2", 70_000, 100_000, 10, Vec::new())
+            .await
+            .expect("claim")
+            .deliveries
+            .is_empty(),
+        "renewed leases are held"
     );
     for d in &claim.deliveries {
         let mut done = outcome(&d.id, "w1", DeliveryStatus::Delivered, 2_020);
@@ -480,15 +521,18 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
     );
 
     // Leases held at shutdown are released.
-    let claim = store.claim("w3", 3_000, 60_000, 10).await.expect("claim");
+    let claim = store
+        .claim("w3/7", 3_000, 60_000, 10, Vec::new())
+        .await
+        .expect("claim");
     assert!(!claim.deliveries.is_empty());
     assert_eq!(
-        store.release_leases("w3", 3_001).await.expect("release"),
+        store.release_leases("w3/", 3_001).await.expect("release"),
         claim.deliveries.len() as u64
     );
     assert_eq!(
         store
-            .claim("w4", 3_001, 60_000, 10)
+            .claim("w4/1", 3_001, 60_000, 10, Vec::new())
             .await
             .expect("claim")
             .deliveries

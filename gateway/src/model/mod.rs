@@ -1,5 +1,6 @@
 //! Domain types: what the gateway stores and routes by, free of HTTP and SQL.
 
+pub mod endpoint;
 mod ids;
 mod target;
 
@@ -23,6 +24,33 @@ pub fn now_ms() -> EpochMs {
 /// A new id with a readable prefix, time-ordered: `org_0193…`.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `s` as one line of at most `max` bytes (before escaping), control
+/// characters escaped: text from plugins and receivers cannot forge log
+/// lines or terminal output.
+pub fn one_line(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in truncate(s, max).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A secret value: never printed by `Debug` or `Display`.

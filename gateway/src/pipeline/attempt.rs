@@ -14,6 +14,8 @@ use super::transform::{self, Transformed};
 use crate::model::{Delivery, Event, PreparedRequest, Target, now_ms};
 use crate::plugin::Registry;
 use crate::store::Store;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -36,16 +38,20 @@ pub struct Chain {
 
 impl Chain {
     /// Runs one attempt at `delivery` (with its event when the claim read
-    /// it) and records what it came to.
-    pub async fn run(&self, mut delivery: Delivery, event: Option<Event>) {
+    /// it), leased by the claim `lease`, and records what it came to. A
+    /// panic anywhere in the chain is caught and recorded as the attempt's
+    /// error, so no input can leave a job claimed again and again.
+    pub async fn run(&self, mut delivery: Delivery, event: Option<Event>, lease: &str) {
         let span = tracing::info_span!("delivery", delivery_id = %delivery.id, event_id = %delivery.event_id, route = %delivery.target_id);
         // `instrument`, not `enter`: the span must follow the future across awaits.
         async {
             let started = now_ms();
-            let outcome = match self.attempt(&mut delivery, event).await {
-                Ok(outcome) | Err(outcome) => outcome,
+            let attempt = AssertUnwindSafe(self.attempt(&mut delivery, event, lease));
+            let outcome = match attempt.catch_unwind().await {
+                Ok(Ok(outcome) | Err(outcome)) => outcome,
+                Err(panic) => Outcome::panicked(panic.as_ref()),
             };
-            if let Err(error) = self.recorder.record(&delivery, started, outcome).await {
+            if let Err(error) = self.recorder.record(&delivery, lease, started, outcome).await {
                 tracing::warn!(%error, "could not record the outcome; the lease will expire and the delivery will be tried again");
             }
         }
@@ -58,9 +64,10 @@ impl Chain {
         &self,
         delivery: &mut Delivery,
         event: Option<Event>,
+        lease: &str,
     ) -> Result<Outcome, Outcome> {
         let target = self.route(delivery).await?;
-        let prepared = self.transform(delivery, event, &target).await?;
+        let prepared = self.transform(delivery, event, &target, lease).await?;
         let mut refreshed = false;
         loop {
             let auth = self.authorize(&target, refreshed).await?;
@@ -104,6 +111,7 @@ impl Chain {
         delivery: &mut Delivery,
         event: Option<Event>,
         target: &Target,
+        lease: &str,
     ) -> Result<PreparedRequest, Outcome> {
         if delivery.transformed {
             return Ok(PreparedRequest {
@@ -129,7 +137,7 @@ impl Chain {
         };
         let added = self
             .store
-            .store_transform(delivery, &self.recorder.owner, &requests, now_ms())
+            .store_transform(delivery, lease, &requests, now_ms())
             .await?;
         if !added.is_empty() {
             tracing::debug!(added = added.len(), "plugin fanned out");
@@ -159,9 +167,10 @@ impl Chain {
         ))
     }
 
-    /// Sends, within the host's concurrency limit.
+    /// Sends, within the destination's limit of requests in flight; a busy
+    /// destination defers the delivery rather than wait on a slot.
     async fn deliver(&self, request: Outgoing) -> Result<Response, Outcome> {
-        let _permit = self.hosts.permit(&request.url).await;
+        let _permit = self.hosts.try_permit(&request.url)?;
         let sent = Instant::now();
         let response = deliver::send(&self.http, request, self.allow_private).await;
         metrics::histogram!("hookgate_attempt_duration_seconds")

@@ -1,8 +1,14 @@
 //! The authorize stage: OAuth2 `client_credentials` tokens, fetched with the
-//! `oauth2` crate, cached per (integration, token endpoint, client id,
-//! secret) until 60 s before they expire, one fetch at a time per key
-//! (single-flight), and rendered into the integration's header template.
-//! Tokens never reach plugins or logs.
+//! `oauth2` crate through a client that reads at most 64 KiB of the token
+//! endpoint's answer, cached per (integration, token endpoint, client id,
+//! secret) until shortly before they expire, and rendered into the
+//! integration's header template. Tokens never reach plugins or logs.
+//!
+//! A token endpoint belongs to one tenant and must not hold up anyone
+//! else: one fetch at a time per key, and while it runs other deliveries
+//! needing that token are deferred at once (they hold no worker slot
+//! waiting); a failed fetch is remembered with a growing backoff, during
+//! which deliveries fail fast with the remembered reason.
 
 use crate::model::Authentication;
 use oauth2::basic::BasicClient;
@@ -12,13 +18,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Refresh this long before a token expires.
-const EARLY: Duration = Duration::from_secs(60);
 /// Lifetime assumed when the token endpoint gives none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// The range a token endpoint's `expires_in` is clamped to.
+const LIFETIME_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(86_400));
+/// Refresh this long before a token expires (at most half its lifetime).
+const EARLY: Duration = Duration::from_secs(60);
+/// The most of a token endpoint's answer that is read.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 << 10;
+/// Backoff after a failed fetch: doubles from the first to the last.
+const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
 
 /// Why no token could be had (never carrying the secret or a token).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("token endpoint {endpoint}: {problem}")]
 pub struct AuthorizeError {
     /// The token endpoint.
@@ -28,12 +40,12 @@ pub struct AuthorizeError {
 }
 
 /// What went wrong fetching a token.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenProblem {
     /// The endpoint is not a usable URL.
     #[error("not a usable URL: {0}")]
     Url(String),
-    /// The request failed: network, timeout, TLS.
+    /// The request failed: network, timeout, TLS, an oversized answer.
     #[error("request failed: {0}")]
     Request(String),
     /// The endpoint answered with an OAuth2 error (RFC 6749 §5.2).
@@ -42,13 +54,35 @@ pub enum TokenProblem {
     /// The answer was not a token response.
     #[error("unreadable response: {0}")]
     Unreadable(String),
+    /// The token cannot go in a header (control characters): asking again
+    /// gets the same token.
+    #[error("the token is not a valid header value")]
+    Unusable,
+    /// Another delivery is fetching this token right now.
+    #[error("a token fetch is in progress")]
+    Busy,
+    /// The last fetch failed (this way) and the backoff has not passed.
+    #[error("{problem} (remembered; next fetch in {}s)", .retry_in.as_secs().max(1))]
+    Remembered {
+        /// The failure.
+        problem: Box<TokenProblem>,
+        /// Until the next fetch is allowed.
+        retry_in: Duration,
+    },
 }
 
 impl AuthorizeError {
-    /// Whether a later attempt may get a token. Always: endpoints come back
-    /// and credentials get fixed, and the retry schedule bounds the cost.
+    /// Whether a later attempt may get a token: yes, unless the endpoint
+    /// hands out tokens that cannot be sent. Endpoints come back and
+    /// credentials get fixed; the retry schedule bounds the cost.
     pub fn retryable(&self) -> bool {
-        true
+        !matches!(self.problem, TokenProblem::Unusable)
+    }
+
+    /// When the attempt should simply wait its turn (no attempt counted):
+    /// another delivery is fetching the token.
+    pub fn deferred(&self) -> bool {
+        matches!(self.problem, TokenProblem::Busy)
     }
 }
 
@@ -58,17 +92,32 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
+/// A remembered failure.
+struct Failed {
+    problem: TokenProblem,
+    until: Instant,
+    count: u32,
+}
+
 #[derive(Default)]
-struct Slot {
+struct SlotState {
     token: Option<CachedToken>,
+    failed: Option<Failed>,
     /// Whether the endpoint wanted the credentials in the form body.
     form_auth: bool,
+}
+
+/// One token's cache entry: its state, and the right to fetch it.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    fetching: tokio::sync::Mutex<()>,
 }
 
 /// Cached tokens, per replica.
 #[derive(Default)]
 pub struct TokenCache {
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -90,7 +139,11 @@ impl TokenCache {
     ) -> Result<(String, String), AuthorizeError> {
         let token = self
             .token(http, integration_id, auth, force_refresh)
-            .await?;
+            .await
+            .map_err(|problem| AuthorizeError {
+                endpoint: crate::model::endpoint::loggable(&auth.token_endpoint),
+                problem,
+            })?;
         Ok((
             auth.header_format.clone(),
             auth.header_value_format.replace("%ACCESS_TOKEN%", &token),
@@ -108,24 +161,23 @@ impl TokenCache {
         integration_id: &str,
         auth: &Authentication,
         force_refresh: bool,
-    ) -> Result<String, AuthorizeError> {
+    ) -> Result<String, TokenProblem> {
         let slot = self.slot(integration_id, auth);
-        // Holding the slot's lock across the fetch makes concurrent callers
-        // wait for one fetch instead of each making their own.
-        let mut slot = slot.lock().await;
-        if let Some(cached) = &slot.token
-            && !force_refresh
-            && Instant::now() < cached.refresh_at
-        {
-            return Ok(cached.token.clone());
+        if !force_refresh && let Some(token) = slot.usable(Instant::now())? {
+            return Ok(token);
         }
-        let first = slot.form_auth;
-        let result = match fetch(http, auth, first).await {
+        // One fetch at a time; the others wait their turn without holding
+        // a worker slot.
+        let Ok(_fetching) = slot.fetching.try_lock() else {
+            return Err(TokenProblem::Busy);
+        };
+        let form_auth = slot.lock().form_auth;
+        let result = match fetch(http, auth, form_auth).await {
             Err(e) if e.invalid_client => {
                 // The endpoint may want the other way of sending credentials.
-                let retry = fetch(http, auth, !first).await;
+                let retry = fetch(http, auth, !form_auth).await;
                 if retry.is_ok() {
-                    slot.form_auth = !first;
+                    slot.lock().form_auth = !form_auth;
                 }
                 retry
             }
@@ -134,18 +186,10 @@ impl TokenCache {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("hookgate_token_fetches_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
-        let (token, lifetime) = result.map_err(|e| AuthorizeError {
-            endpoint: auth.token_endpoint.clone(),
-            problem: e.problem,
-        })?;
-        slot.token = Some(CachedToken {
-            token: token.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(EARLY),
-        });
-        Ok(token)
+        slot.settle(result.map_err(|e| e.problem), Instant::now())
     }
 
-    fn slot(&self, integration_id: &str, auth: &Authentication) -> Arc<tokio::sync::Mutex<Slot>> {
+    fn slot(&self, integration_id: &str, auth: &Authentication) -> Arc<Slot> {
         let mut hasher = Sha256::new();
         for part in [
             integration_id,
@@ -160,6 +204,86 @@ impl TokenCache {
         let key = hex::encode(hasher.finalize());
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.entry(key).or_default().clone()
+    }
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached token if still fresh; the remembered failure while its
+    /// backoff runs; `None` when a fetch is due.
+    fn usable(&self, now: Instant) -> Result<Option<String>, TokenProblem> {
+        let state = self.lock();
+        if let Some(cached) = &state.token
+            && now < cached.refresh_at
+        {
+            return Ok(Some(cached.token.clone()));
+        }
+        match &state.failed {
+            Some(failed) if now < failed.until => Err(TokenProblem::Remembered {
+                problem: Box::new(failed.problem.clone()),
+                retry_in: failed.until - now,
+            }),
+            _ => Ok(None),
+        }
+    }
+
+    /// Stores a fetch's result: the token and when to refresh it, or the
+    /// failure and how long to remember it.
+    fn settle(
+        &self,
+        result: Result<(String, Duration), TokenProblem>,
+        now: Instant,
+    ) -> Result<String, TokenProblem> {
+        let mut state = self.lock();
+        match result.and_then(|(token, lifetime)| usable_token(token).map(|t| (t, lifetime))) {
+            Ok((token, lifetime)) => {
+                state.failed = None;
+                state.token = Some(CachedToken {
+                    token: token.clone(),
+                    refresh_at: now + refresh_after(lifetime),
+                });
+                Ok(token)
+            }
+            Err(problem) => {
+                let count = state.failed.as_ref().map_or(0, |f| f.count) + 1;
+                state.token = None;
+                state.failed = Some(Failed {
+                    problem: problem.clone(),
+                    until: now + backoff(count),
+                    count,
+                });
+                Err(problem)
+            }
+        }
+    }
+}
+
+/// How long a token is used: its lifetime clamped to a minute..a day (an
+/// endpoint's `expires_in` may be anything, 0 or 2^64−1), less a margin.
+fn refresh_after(lifetime: Duration) -> Duration {
+    let lifetime = lifetime.clamp(LIFETIME_RANGE.0, LIFETIME_RANGE.1);
+    lifetime - EARLY.min(lifetime / 2)
+}
+
+/// How long the `count`-th failure in a row is remembered.
+fn backoff(count: u32) -> Duration {
+    BACKOFF
+        .0
+        .saturating_mul(1 << count.saturating_sub(1).min(16))
+        .min(BACKOFF.1)
+}
+
+/// A token that can go into a header value: visible ASCII only (RFC 6750's
+/// b64token and then some); anything else would be refused by the HTTP
+/// client on every attempt.
+fn usable_token(token: String) -> Result<String, TokenProblem> {
+    if !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(token)
+    } else {
+        Err(TokenProblem::Unusable)
     }
 }
 
@@ -191,7 +315,7 @@ async fn fetch(
             request = request.add_scope(Scope::new(s.to_owned()));
         }
     }
-    match request.request_async(http).await {
+    match request.request_async(&CappedClient(http)).await {
         Ok(response) => Ok((
             response.access_token().secret().clone(),
             response.expires_in().unwrap_or(DEFAULT_LIFETIME),
@@ -219,5 +343,116 @@ fn describe<RE: std::error::Error + 'static>(
         oauth2::RequestTokenError::Request(e) => TokenProblem::Request(e.to_string()),
         oauth2::RequestTokenError::Parse(e, _) => TokenProblem::Unreadable(e.to_string()),
         oauth2::RequestTokenError::Other(m) => TokenProblem::Unreadable(m.clone()),
+    }
+}
+
+/// The `oauth2` crate's HTTP client: the delivery client (timeouts, SSRF
+/// guard, no redirects), reading at most [`MAX_TOKEN_RESPONSE_BYTES`] of
+/// the answer, so a token endpoint cannot stream the gateway out of memory.
+struct CappedClient<'a>(&'a reqwest::Client);
+
+/// Why the token request got no complete answer.
+#[derive(Debug, thiserror::Error)]
+enum TokenHttpError {
+    /// Network, timeout, TLS; the URL left out (it is in the message).
+    #[error("{0}")]
+    Request(reqwest::Error),
+    /// The answer was longer than the cap.
+    #[error("the answer is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    /// The answer could not be rebuilt as an HTTP response.
+    #[error("malformed answer: {0}")]
+    Http(#[from] oauth2::http::Error),
+}
+
+impl From<reqwest::Error> for TokenHttpError {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Request(error.without_url())
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for CappedClient<'_> {
+    type Error = TokenHttpError;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<oauth2::HttpResponse, TokenHttpError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let mut response = self.0.execute(request.try_into()?).await?;
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_TOKEN_RESPONSE_BYTES as u64)
+            {
+                return Err(TokenHttpError::TooLarge);
+            }
+            let mut answer = oauth2::http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                answer = answer.header(name, value);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len() + chunk.len() > MAX_TOKEN_RESPONSE_BYTES {
+                    return Err(TokenHttpError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(answer.body(body)?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_are_clamped_and_refreshed_early() {
+        assert_eq!(refresh_after(Duration::ZERO), Duration::from_secs(30));
+        assert_eq!(
+            refresh_after(Duration::from_secs(3600)),
+            Duration::from_secs(3540)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(u64::MAX)),
+            Duration::from_secs(86_340)
+        );
+    }
+
+    #[test]
+    fn failures_back_off_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(40), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn tokens_with_control_characters_are_unusable() {
+        assert!(usable_token("abc.DEF-123_~+/=".into()).is_ok());
+        for bad in ["", "a b", "a\r\nX-Evil: 1", "tok\u{7f}"] {
+            assert!(
+                matches!(usable_token(bad.into()), Err(TokenProblem::Unusable)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failure_is_remembered_until_its_backoff_passes() {
+        let slot = Slot::default();
+        let t0 = Instant::now();
+        let failed = slot.settle(Err(TokenProblem::Refused("invalid_client".into())), t0);
+        assert!(failed.is_err());
+        assert!(matches!(
+            slot.usable(t0 + Duration::from_millis(500)),
+            Err(TokenProblem::Remembered { .. })
+        ));
+        assert!(matches!(slot.usable(t0 + Duration::from_secs(2)), Ok(None)));
+        let token = slot.settle(Ok(("tok".into(), Duration::from_secs(600))), t0);
+        assert_eq!(token.expect("stored"), "tok");
+        assert_eq!(
+            slot.usable(t0 + Duration::from_secs(10)).expect("fresh"),
+            Some("tok".into())
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! was answered); the record stage decides what that means.
 
 use super::request::{Outgoing, USER_AGENT};
-use crate::model::Method;
+use crate::model::{Method, endpoint};
 use crate::ssrf::is_private;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, SocketAddr};
@@ -86,16 +86,22 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// Deliveries in flight at once to one host (`host:port`), so one slow
-/// receiver cannot take every worker.
+/// Deliveries in flight at once to one destination (see
+/// [`destination_key`]), so one slow receiver cannot take every worker,
+/// nor many subdomains of one escape the limit.
 #[derive(Debug)]
 pub struct HostLimits {
     per_host: usize,
     hosts: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
+/// A destination already has its limit of requests in flight.
+#[derive(Debug, thiserror::Error)]
+#[error("destination {0} has its limit of deliveries in flight")]
+pub struct DestinationBusy(String);
+
 impl HostLimits {
-    /// At most `per_host` requests at once to each host.
+    /// At most `per_host` requests at once to each destination.
     pub fn new(per_host: usize) -> Self {
         Self {
             per_host,
@@ -103,23 +109,28 @@ impl HostLimits {
         }
     }
 
-    /// Waits for a free slot for `url`'s host.
-    pub async fn permit(&self, url: &str) -> tokio::sync::OwnedSemaphorePermit {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| {
-                u.host_str()
-                    .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
-            })
-            .unwrap_or_default();
-        let semaphore = self
-            .hosts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(host)
+    /// A slot for `url`'s destination, if one is free now (never waits:
+    /// the caller defers the delivery instead of holding a worker).
+    pub fn try_permit(
+        &self,
+        url: &str,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, DestinationBusy> {
+        let key = endpoint::destination_key(url);
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget destinations with nothing in flight, so the map stays as
+        // small as the set of busy destinations.
+        if hosts.len() > 1024 {
+            let per_host = self.per_host;
+            hosts.retain(|_, s| s.available_permits() < per_host);
+        }
+        let semaphore = hosts
+            .entry(key.clone())
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_host)))
             .clone();
-        semaphore.acquire_owned().await.expect("never closed")
+        drop(hosts);
+        semaphore
+            .try_acquire_owned()
+            .map_err(|_| DestinationBusy(key))
     }
 }
 

@@ -6,8 +6,8 @@
 //! attempt. Routes that answer 410, or fail longer than allowed, are
 //! disabled.
 
-use super::authorize::AuthorizeError;
-use super::deliver::{DeliverError, Response};
+use super::authorize::{AuthorizeError, TokenProblem};
+use super::deliver::{DeliverError, DestinationBusy, Response};
 use super::sign::SignError;
 use super::transform::TransformError;
 use crate::model::{Attempt, Delivery, DeliveryStatus, EpochMs, now_ms};
@@ -41,6 +41,14 @@ pub enum Outcome {
     Dropped(String),
     /// The route went away or is inactive.
     Cancelled(String),
+    /// Not attempted now, and not counted as an attempt: what it needs
+    /// (its destination, its token) is busy. It waits this long, jittered.
+    Deferred {
+        /// How long.
+        after: Duration,
+        /// What it waits for.
+        reason: String,
+    },
 }
 
 /// What went wrong in a failed attempt.
@@ -90,6 +98,7 @@ impl Outcome {
             Self::Gone { .. } => "gone",
             Self::Dropped(_) => "dropped",
             Self::Cancelled(_) => "cancelled",
+            Self::Deferred { .. } => "deferred",
         }
     }
 }
@@ -135,9 +144,52 @@ impl From<TransformError> for Outcome {
 
 impl From<AuthorizeError> for Outcome {
     fn from(error: AuthorizeError) -> Self {
-        Self::failure(error.retryable(), Failure::gateway(error))
+        if error.deferred() {
+            return Self::Deferred {
+                after: TOKEN_WAIT,
+                reason: error.to_string(),
+            };
+        }
+        let mut failure = Failure::gateway(&error);
+        if let TokenProblem::Remembered { retry_in, .. } = &error.problem {
+            // Not before the token endpoint may be asked again.
+            failure.retry_after = Some(*retry_in);
+        }
+        Self::failure(error.retryable(), failure)
     }
 }
+
+impl From<DestinationBusy> for Outcome {
+    fn from(busy: DestinationBusy) -> Self {
+        Self::Deferred {
+            after: DESTINATION_WAIT,
+            reason: busy.to_string(),
+        }
+    }
+}
+
+impl Outcome {
+    /// A panic in the chain: a bug, recorded as the attempt's error and
+    /// retried on the schedule (so it ends, dead, if it keeps panicking).
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(panic = %message, "the delivery attempt panicked");
+        Self::Retry(Failure::gateway(format!(
+            "internal error: the attempt panicked: {}",
+            crate::model::truncate(&message, 200)
+        )))
+    }
+}
+
+/// How long a delivery waits for its busy destination.
+const DESTINATION_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a delivery waits while another fetches the token it needs.
+const TOKEN_WAIT: Duration = Duration::from_millis(250);
 
 impl From<StoreError> for Outcome {
     /// The database failed mid-attempt (reading the route or the event,
@@ -211,6 +263,10 @@ pub fn next_state(policy: &RetryPolicy, made: usize, outcome: &Outcome, now: Epo
         Outcome::Failed(_) | Outcome::Gone { .. } => status(DeliveryStatus::Failed),
         Outcome::Dropped(_) => status(DeliveryStatus::Dropped),
         Outcome::Cancelled(_) => status(DeliveryStatus::Cancelled),
+        Outcome::Deferred { after, .. } => NextState {
+            status: DeliveryStatus::Pending,
+            next_attempt_at: now + jitter(*after).as_millis() as i64,
+        },
     }
 }
 
@@ -219,8 +275,6 @@ pub fn next_state(policy: &RetryPolicy, made: usize, outcome: &Outcome, now: Epo
 pub struct Recorder {
     /// The database.
     pub store: Store,
-    /// The lease owner every record is fenced by.
-    pub owner: String,
     /// The retry schedule.
     pub retry: RetryPolicy,
     /// Disable a route after it failed continuously this long.
@@ -230,10 +284,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records what the attempt on `delivery`, started at `started`, came to.
+    /// Records what the attempt on `delivery` under the claim `lease`,
+    /// started at `started`, came to.
     pub async fn record(
         &self,
         delivery: &Delivery,
+        lease: &str,
         started: EpochMs,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
@@ -246,7 +302,7 @@ impl Recorder {
             let reason = format!("endpoint {} answered 410 Gone", delivery.endpoint);
             self.disable(delivery, &reason).await?;
         }
-        let recorded = self.recorded(delivery, started, now, outcome, next);
+        let recorded = Self::recorded(delivery, lease, started, now, outcome, next);
         let result = self.store.record(recorded).await?;
         if !result.held {
             tracing::warn!(
@@ -274,8 +330,8 @@ impl Recorder {
     /// The write for `outcome`: the attempt row (none for drops and
     /// cancellations), the last error, the route's health.
     fn recorded(
-        &self,
         delivery: &Delivery,
+        lease: &str,
         started: EpochMs,
         now: EpochMs,
         outcome: Outcome,
@@ -322,10 +378,11 @@ impl Recorder {
             Outcome::Dropped(reason) | Outcome::Cancelled(reason) => {
                 (None, Some(reason), RouteHealth::Unchanged)
             }
+            Outcome::Deferred { .. } => (None, delivery.last_error.clone(), RouteHealth::Unchanged),
         };
         Recorded {
             delivery_id: delivery.id.clone(),
-            owner: self.owner.clone(),
+            lease: lease.to_owned(),
             status: next.status,
             next_attempt_at: next.next_attempt_at,
             attempt,
@@ -369,6 +426,9 @@ fn log(delivery: &Delivery, made: usize, outcome: &Outcome, next: NextState) {
             reason,
             "delivery finished without an attempt"
         ),
+        (Outcome::Deferred { reason, .. }, _) => {
+            tracing::debug!(reason, "deferred without an attempt")
+        }
     }
 }
 

@@ -1,21 +1,35 @@
 //! The delivery workers: claiming and concurrency, nothing else. Due jobs
 //! are leased in chunks and each runs through the attempt chain
-//! (`attempt.rs`) on its own task, at most `concurrency` at once. One
-//! cancellation token stops claiming, lets in-flight jobs finish, and
+//! (`attempt.rs`) on its own task, at most `concurrency` at once.
+//!
+//! Fairness is decided here, at the claim, not by waiting: an organization
+//! with `per_organization` deliveries in flight is left out of the next
+//! claims until one finishes, so one tenant's backlog to a receiver that
+//! hangs holds at most that many of the slots and never stands in front of
+//! another tenant's work. (Destinations and token endpoints are bounded in
+//! the chain the same way: a delivery whose destination is busy is deferred,
+//! never parked on a slot.)
+//!
+//! Every claim has its own name, written on the rows it leases and checked
+//! when their outcomes are recorded, so a job reclaimed after its lease
+//! expired is recorded once, by its latest claim; and leases of attempts
+//! still running are renewed, so a slow attempt does not lose its lease.
+//! One cancellation token stops claiming, lets in-flight jobs finish, and
 //! releases what is left.
 
 use super::attempt::Chain;
 use super::authorize::TokenCache;
 use super::deliver::{self, HostLimits, HttpSettings};
-use super::record::{Recorder, RetryPolicy};
+use super::record::{Outcome, Recorder, RetryPolicy};
 use super::route::Routes;
-use crate::model::{OrgId, new_id, now_ms};
+use crate::model::{Delivery, OrgId, new_id, now_ms};
 use crate::plugin::Registry;
 use crate::store::{Claim, Store};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +38,11 @@ use tokio_util::sync::CancellationToken;
 pub struct WorkerSettings {
     /// Deliveries in flight at once.
     pub concurrency: usize,
-    /// Deliveries in flight at once to one host.
+    /// Deliveries in flight at once to one destination (a registrable
+    /// domain, or an address and port).
     pub per_endpoint: usize,
+    /// Deliveries in flight at once for one organization.
+    pub per_organization: usize,
     /// How long a claimed job is leased.
     pub lease: Duration,
     /// How often to look for due jobs when not woken.
@@ -44,6 +61,10 @@ pub struct WorkerSettings {
 pub struct Pipeline {
     chain: Arc<Chain>,
     settings: WorkerSettings,
+    /// This replica's name; each claim is named after it.
+    owner: String,
+    claims: AtomicU64,
+    in_flight: InFlight,
 }
 
 impl Pipeline {
@@ -60,7 +81,6 @@ impl Pipeline {
             tokens: TokenCache::default(),
             recorder: Recorder {
                 store: store.clone(),
-                owner: new_id("worker"),
                 retry: settings.retry.clone(),
                 disable_after: settings.disable_after,
                 wake: wake.clone(),
@@ -70,8 +90,11 @@ impl Pipeline {
             registry,
         };
         Arc::new(Self {
+            in_flight: InFlight::new(settings.per_organization, chain.wake.clone()),
             chain: Arc::new(chain),
             settings,
+            owner: new_id("worker"),
+            claims: AtomicU64::new(0),
         })
     }
 
@@ -85,16 +108,13 @@ impl Pipeline {
         self.chain.tokens.fetches()
     }
 
-    fn owner(&self) -> &str {
-        &self.chain.recorder.owner
-    }
-
     /// Claims and processes jobs until `cancel` fires; then waits for the
     /// jobs in flight (up to the HTTP timeout) and releases any left.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut tasks = JoinSet::new();
-        tracing::info!(owner = %self.owner(), concurrency = self.settings.concurrency, "delivery workers started");
+        tracing::info!(owner = %self.owner, concurrency = self.settings.concurrency, "delivery workers started");
+        let renewing = tokio::spawn(self.clone().renew_leases(cancel.clone()));
         // Claim in chunks: one claim per finished job would put a write per
         // delivery on the queue's hot row set.
         let chunk = (self.settings.concurrency / 4).clamp(1, 32);
@@ -119,29 +139,13 @@ impl Pipeline {
                 }
             };
             let claimed = claim.deliveries.len();
-            let mut events: HashMap<(OrgId, String), _> = claim
-                .events
-                .into_iter()
-                .map(|e| ((e.organization_id.clone(), e.id.clone()), e))
-                .collect();
-            for delivery in claim.deliveries {
-                let permit = slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                let chain = self.chain.clone();
-                let event =
-                    events.remove(&(delivery.organization_id.clone(), delivery.event_id.clone()));
-                tasks.spawn(async move {
-                    chain.run(delivery, event).await;
-                    drop(permit);
-                });
-            }
+            let next_due = claim.next_due;
+            self.start(claim, &slots, &mut tasks).await;
             if claimed < free {
-                // Nothing more is claimable: sleep until woken, the next due
-                // job, or the poll interval (which also finds expired leases).
-                let wait = claim.next_due.map_or(self.settings.poll, |at| {
+                // Nothing more is claimable: sleep until woken (new work, or
+                // a held organization's job finished), the next due job, or
+                // the poll interval (which also finds expired leases).
+                let wait = next_due.map_or(self.settings.poll, |at| {
                     Duration::from_millis(
                         (at - now_ms()).clamp(1, self.settings.poll.as_millis() as i64) as u64,
                     )
@@ -154,16 +158,78 @@ impl Pipeline {
             }
         }
         self.drain(tasks).await;
+        let _ = renewing.await;
         tracing::info!("delivery workers stopped");
     }
 
     async fn claim(&self, free: usize) -> Result<Claim, crate::store::StoreError> {
         let now = now_ms();
         let lease_until = now + self.settings.lease.as_millis() as i64;
+        let seq = self.claims.fetch_add(1, Ordering::Relaxed);
+        let lease = format!("{}/{seq}", self.owner);
         self.chain
             .store
-            .claim(self.owner(), now, lease_until, free as i64)
+            .claim(&lease, now, lease_until, free as i64, self.in_flight.held())
             .await
+    }
+
+    /// Starts a task per claimed delivery. One past its organization's
+    /// limit (a claim may take more of one organization than it has room
+    /// for) is deferred instead, without an attempt.
+    async fn start(&self, claim: Claim, slots: &Arc<Semaphore>, tasks: &mut JoinSet<()>) {
+        let lease: Arc<str> = claim.lease.into();
+        let mut events: HashMap<(OrgId, String), _> = claim
+            .events
+            .into_iter()
+            .map(|e| ((e.organization_id.clone(), e.id.clone()), e))
+            .collect();
+        for delivery in claim.deliveries {
+            let Some(ticket) = self.in_flight.admit(&delivery, &lease) else {
+                let outcome = Outcome::Deferred {
+                    after: ORGANIZATION_WAIT,
+                    reason: "the organization has its limit of deliveries in flight".into(),
+                };
+                let recorder = &self.chain.recorder;
+                if let Err(error) = recorder.record(&delivery, &lease, now_ms(), outcome).await {
+                    tracing::warn!(%error, "could not defer a delivery; its lease will expire");
+                }
+                continue;
+            };
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let chain = self.chain.clone();
+            let event =
+                events.remove(&(delivery.organization_id.clone(), delivery.event_id.clone()));
+            let lease = lease.clone();
+            tasks.spawn(async move {
+                chain.run(delivery, event, &lease).await;
+                drop(ticket);
+                drop(permit);
+            });
+        }
+    }
+
+    /// Extends the leases of the attempts in flight every third of a
+    /// lease, until `cancel` fires.
+    async fn renew_leases(self: Arc<Self>, cancel: CancellationToken) {
+        let every = (self.settings.lease / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let leases = self.in_flight.leases();
+            if leases.is_empty() {
+                continue;
+            }
+            let until = now_ms() + self.settings.lease.as_millis() as i64;
+            if let Err(error) = self.chain.store.renew_leases(leases, until).await {
+                tracing::warn!(%error, "could not renew leases; they expire on their own");
+            }
+        }
     }
 
     /// Waits for the jobs in flight (up to the HTTP timeout), then releases
@@ -173,12 +239,8 @@ impl Pipeline {
         let _ =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         tasks.abort_all();
-        match self
-            .chain
-            .store
-            .release_leases(self.owner(), now_ms())
-            .await
-        {
+        let claims = format!("{}/", self.owner);
+        match self.chain.store.release_leases(&claims, now_ms()).await {
             Ok(n) if n > 0 => {
                 tracing::info!(released = n, "released leases of unfinished deliveries")
             }
@@ -186,6 +248,110 @@ impl Pipeline {
             Err(error) => {
                 tracing::warn!(%error, "could not release leases; they expire on their own")
             }
+        }
+    }
+}
+
+/// How long a delivery claimed past its organization's limit waits.
+const ORGANIZATION_WAIT: Duration = Duration::from_millis(500);
+
+/// The deliveries in flight on this replica: how many per organization
+/// (for the claim to skip those at their limit) and under which claim
+/// (for lease renewal).
+#[derive(Debug)]
+struct InFlight {
+    per_organization: usize,
+    state: Arc<Mutex<InFlightState>>,
+    /// The claim loop's wake-up.
+    wake: Arc<Notify>,
+}
+
+#[derive(Debug, Default)]
+struct InFlightState {
+    organizations: HashMap<OrgId, usize>,
+    leases: HashMap<String, Arc<str>>,
+}
+
+impl InFlight {
+    fn new(per_organization: usize, wake: Arc<Notify>) -> Self {
+        Self {
+            per_organization: per_organization.max(1),
+            state: Default::default(),
+            wake,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Organizations at their limit.
+    fn held(&self) -> Vec<OrgId> {
+        self.lock()
+            .organizations
+            .iter()
+            .filter(|(_, n)| **n >= self.per_organization)
+            .map(|(org, _)| org.clone())
+            .collect()
+    }
+
+    /// Counts `delivery` in, unless its organization is at its limit.
+    fn admit(&self, delivery: &Delivery, lease: &Arc<str>) -> Option<Ticket> {
+        let mut state = self.lock();
+        let n = state
+            .organizations
+            .entry(delivery.organization_id.clone())
+            .or_default();
+        if *n >= self.per_organization {
+            return None;
+        }
+        *n += 1;
+        state.leases.insert(delivery.id.clone(), lease.clone());
+        Some(Ticket {
+            state: self.state.clone(),
+            per_organization: self.per_organization,
+            organization: delivery.organization_id.clone(),
+            delivery: delivery.id.clone(),
+            wake: self.wake.clone(),
+        })
+    }
+
+    /// (delivery id, claim) of every delivery in flight.
+    fn leases(&self) -> Vec<(String, String)> {
+        self.lock()
+            .leases
+            .iter()
+            .map(|(id, lease)| (id.clone(), lease.to_string()))
+            .collect()
+    }
+}
+
+/// One delivery counted in flight, until dropped.
+#[derive(Debug)]
+struct Ticket {
+    state: Arc<Mutex<InFlightState>>,
+    per_organization: usize,
+    organization: OrgId,
+    delivery: String,
+    wake: Arc<Notify>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.leases.remove(&self.delivery);
+        let Some(n) = state.organizations.get_mut(&self.organization) else {
+            return;
+        };
+        let was_held = *n >= self.per_organization;
+        *n -= 1;
+        if *n == 0 {
+            state.organizations.remove(&self.organization);
+        }
+        drop(state);
+        if was_held {
+            // Its organization was left out of claims: look again.
+            self.wake.notify_one();
         }
     }
 }

@@ -6,6 +6,7 @@ use super::bindings::{self, Integration, IntegrationPre};
 use super::cache::CompileCache;
 use super::error::{LoadError, PluginError, PluginErrorKind};
 use super::types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};
+use crate::model::truncate;
 use crate::pipeline::request::plugin_may_set;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -566,15 +567,4 @@ fn check_header_value(name: &str, value: &str) -> Result<(), PluginErrorKind> {
             truncate(name, 64).to_owned(),
         ))
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -42,6 +42,8 @@ pub struct Ingested {
 /// Deliveries leased by one claim.
 #[derive(Debug, Default)]
 pub struct Claim {
+    /// The claim's name, on every row it leased.
+    pub lease: String,
     /// The leased deliveries, oldest due first.
     pub deliveries: Vec<Delivery>,
     /// The events of those not yet transformed, read in the same
@@ -57,8 +59,8 @@ pub struct Claim {
 pub struct Recorded {
     /// The delivery.
     pub delivery_id: String,
-    /// The worker that holds its lease (the write is fenced by it).
-    pub owner: String,
+    /// The claim that holds its lease (the write is fenced by it).
+    pub lease: String,
     /// New status.
     pub status: DeliveryStatus,
     /// When to try again (for `Pending`).
@@ -139,19 +141,23 @@ impl Store {
         }
     }
 
-    /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
+    /// Leases up to `limit` due deliveries until `lease_until` to the
+    /// claim named `lease` (unique per claim: what fences its records),
+    /// skipping the organizations in `held`.
     pub async fn claim(
         &self,
-        owner: &str,
+        lease: &str,
         now: EpochMs,
         lease_until: EpochMs,
         limit: i64,
+        held: Vec<OrgId>,
     ) -> Result<Claim, StoreError> {
         let op = WriteOp::Claim {
-            owner: owner.to_owned(),
+            lease: lease.to_owned(),
             now,
             lease_until,
             limit,
+            held,
         };
         match self.write(op).await? {
             WriteResult::Claimed(claim) => Ok(claim),
@@ -166,13 +172,13 @@ impl Store {
     pub async fn store_transform(
         &self,
         delivery: &Delivery,
-        owner: &str,
+        lease: &str,
         requests: &[PreparedRequest],
         now: EpochMs,
     ) -> Result<Vec<String>, StoreError> {
         let op = WriteOp::StoreTransform {
             delivery: delivery.into(),
-            owner: owner.to_owned(),
+            owner: lease.to_owned(),
             requests: requests.to_vec(),
             now,
         };
@@ -249,7 +255,21 @@ impl Store {
         }
     }
 
-    /// Releases leases held by `owner` (graceful shutdown): due again `now`.
+    /// Extends the leases of attempts still running: (delivery id, claim)
+    /// pairs, each fenced by its claim. Returns how many were extended.
+    pub async fn renew_leases(
+        &self,
+        leases: Vec<(String, String)>,
+        until: EpochMs,
+    ) -> Result<u64, StoreError> {
+        match self.write(WriteOp::RenewLeases { leases, until }).await? {
+            WriteResult::Changed(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Releases the leases of every claim whose name starts with `owner`
+    /// (graceful shutdown): due again `now`.
     pub async fn release_leases(&self, owner: &str, now: EpochMs) -> Result<u64, StoreError> {
         let op = WriteOp::ReleaseLeases {
             owner: owner.to_owned(),

@@ -49,10 +49,13 @@ impl From<&Delivery> for DeliveryKey {
 pub(crate) enum WriteOp {
     Ingest(Event),
     Claim {
-        owner: String,
+        /// This claim's own name: what fences its records.
+        lease: String,
         now: EpochMs,
         lease_until: EpochMs,
         limit: i64,
+        /// Organizations to skip (at their limit in flight).
+        held: Vec<OrgId>,
     },
     StoreTransform {
         delivery: DeliveryKey,
@@ -78,9 +81,15 @@ pub(crate) enum WriteOp {
         limit: i64,
         now: EpochMs,
     },
+    /// Every lease whose claim's name starts with `owner`.
     ReleaseLeases {
         owner: String,
         now: EpochMs,
+    },
+    /// Extends leases (delivery id, claim) whose attempts still run.
+    RenewLeases {
+        leases: Vec<(String, String)>,
+        until: EpochMs,
     },
 }
 
@@ -148,7 +157,10 @@ pub(super) async fn apply<E: Executor>(
     for i in pick(|op| {
         matches!(
             op,
-            WriteOp::DisableRoute { .. } | WriteOp::Replay { .. } | WriteOp::ReleaseLeases { .. }
+            WriteOp::DisableRoute { .. }
+                | WriteOp::Replay { .. }
+                | WriteOp::ReleaseLeases { .. }
+                | WriteOp::RenewLeases { .. }
         )
     }) {
         out[i] = Some(single(db, ops[i]).await?);
@@ -543,7 +555,7 @@ async fn records<E: Executor>(
                     attempt.and_then(|a| a.status_code).into(),
                     r.now.into(),
                     completed.into(),
-                    (&r.owner).into(),
+                    (&r.lease).into(),
                 ])
             })
             .await?
@@ -672,6 +684,18 @@ async fn single<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, St
                 .await?;
             Ok(WriteResult::Changed(n))
         }
+        WriteOp::RenewLeases { leases, until } => {
+            let statement = sql::renew_leases(db.dialect());
+            let mut n = 0;
+            for (start, len) in chunks(leases.len()) {
+                let mut params = Vec::with_capacity(len * statement.params);
+                for (id, lease) in &leases[start..start + len] {
+                    params.extend([Param::from(id), lease.into(), (*until).into()]);
+                }
+                n += db.execute(&statement.sql(len), &params).await?;
+            }
+            Ok(WriteResult::Changed(n))
+        }
         _ => Err(StoreError::Corrupt("not a single operation".into())),
     }
 }
@@ -680,21 +704,25 @@ async fn single<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, St
 /// untransformed ones need and when the next one is due.
 async fn claim<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, StoreError> {
     let WriteOp::Claim {
-        owner,
+        lease,
         now,
         lease_until,
         limit,
+        held,
     } = op
     else {
         return Err(StoreError::Corrupt("not a claim".into()));
     };
+    let held: Vec<&str> = held.iter().map(OrgId::as_str).collect();
+    let held = serde_json::to_string(&held).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let rows: Vec<DeliveryRow> = db
         .fetch(
             sql::claim(db.dialect()),
             &[
-                owner.into(),
+                lease.into(),
                 (*lease_until).into(),
                 (*now).into(),
+                held.as_str().into(),
                 (*limit).into(),
             ],
         )
@@ -717,8 +745,8 @@ async fn claim<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, Sto
     let next_due = if (deliveries.len() as i64) < *limit {
         let statement = sql::next_due(db.dialect());
         let params: &[Param<'_>] = match db.dialect() {
-            Dialect::Sqlite => &[],
-            Dialect::Postgres => &[(*now).into()],
+            Dialect::Sqlite => &[held.as_str().into()],
+            Dialect::Postgres => &[held.as_str().into(), (*now).into()],
         };
         let due: Vec<i64> = db.fetch(statement, params).await?;
         due.first().copied()
@@ -726,6 +754,7 @@ async fn claim<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, Sto
         None
     };
     Ok(WriteResult::Claimed(Claim {
+        lease: lease.clone(),
         deliveries,
         events: events.into_iter().map(EventRow::into_domain).collect(),
         next_due,

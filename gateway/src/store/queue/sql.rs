@@ -167,8 +167,10 @@ pub(super) const DISABLE_INTEGRATION: &str = "UPDATE integrations SET disabled_r
      WHERE id = $3 AND organization_id = $4";
 pub(super) const DISABLE_WEBHOOK: &str = "UPDATE webhooks SET disabled_reason = $1, modified = $2 WHERE id = $3 AND organization_id = $4";
 
-/// Leases up to `$4` due deliveries. The dialects differ, each for its
-/// engine:
+/// Leases up to `$5` due deliveries to the claim `$1`, skipping the
+/// organizations in `$4` (a JSON array: those at their limit of deliveries
+/// in flight on this replica, so their backlog cannot take the slots other
+/// tenants need). The dialects differ, each for its engine:
 /// - SQLite moves a leased row's `next_attempt_at` to its lease's end, so
 ///   in-flight rows sit behind the due ones in the index and the next claim
 ///   does not walk past them (an index update is cheap in SQLite's b-tree).
@@ -185,24 +187,39 @@ pub(super) fn claim(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The organizations in a JSON array parameter, per dialect.
+macro_rules! held_sqlite {
+    ($p:literal) => {
+        concat!("(SELECT value FROM json_each(", $p, "))")
+    };
+}
+macro_rules! held_postgres {
+    ($p:literal) => {
+        concat!("(SELECT jsonb_array_elements_text(", $p, "::jsonb))")
+    };
+}
+
 macro_rules! claim_sql {
-    ($next:literal, $lock:literal) => {
+    ($next:literal, $held:expr, $lock:literal) => {
         concat!(
             "UPDATE deliveries SET lease_owner = $1, lease_expires = $2",
             $next,
             " WHERE id IN (",
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
-            "AND (lease_expires IS NULL OR lease_expires < $3) ORDER BY next_attempt_at LIMIT $4",
+            "AND (lease_expires IS NULL OR lease_expires < $3) AND organization_id NOT IN ",
+            $held,
+            " ORDER BY next_attempt_at LIMIT $5",
             $lock,
             ") RETURNING ",
             delivery_columns!()
         )
     };
 }
-const CLAIM_SQLITE: &str = claim_sql!(", next_attempt_at = $2", "");
-const CLAIM_POSTGRES: &str = claim_sql!("", " FOR UPDATE SKIP LOCKED");
+const CLAIM_SQLITE: &str = claim_sql!(", next_attempt_at = $2", held_sqlite!("$4"), "");
+const CLAIM_POSTGRES: &str = claim_sql!("", held_postgres!("$4"), " FOR UPDATE SKIP LOCKED");
 
-/// When the next unleased pending delivery is due, or a lease ends.
+/// When the next claimable delivery is due (`$1`: the organizations the
+/// claim skips), or a lease ends.
 pub(super) fn next_due(dialect: Dialect) -> &'static str {
     match dialect {
         // A leased row's next_attempt_at is its lease's end already.
@@ -213,9 +230,37 @@ pub(super) fn next_due(dialect: Dialect) -> &'static str {
     }
 }
 
-const NEXT_DUE_SQLITE: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 1";
-const NEXT_DUE_POSTGRES: &str = "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' \
-     AND (lease_expires IS NULL OR lease_expires < $1) ORDER BY next_attempt_at LIMIT 1";
+const NEXT_DUE_SQLITE: &str = concat!(
+    "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND organization_id NOT IN ",
+    held_sqlite!("$1"),
+    " ORDER BY next_attempt_at LIMIT 1"
+);
+const NEXT_DUE_POSTGRES: &str = concat!(
+    "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND organization_id NOT IN ",
+    held_postgres!("$1"),
+    " AND (lease_expires IS NULL OR lease_expires < $2) ORDER BY next_attempt_at LIMIT 1"
+);
+
+/// Leases extended while their attempts run, each fenced by its claim.
+pub(super) fn renew_leases(dialect: Dialect) -> &'static MultiRow {
+    match dialect {
+        Dialect::Sqlite => &RENEW_LEASES_SQLITE,
+        Dialect::Postgres => &RENEW_LEASES_POSTGRES,
+    }
+}
+
+const RENEW_LEASES_SQLITE: MultiRow = MultiRow {
+    head: "UPDATE deliveries SET lease_expires = v.column3, next_attempt_at = v.column3 FROM (VALUES ",
+    row: "($1, $2, $3)",
+    tail: ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column2 AND deliveries.status = 'pending'",
+    params: 3,
+};
+const RENEW_LEASES_POSTGRES: MultiRow = MultiRow {
+    head: "UPDATE deliveries SET lease_expires = v.column3 FROM (VALUES ",
+    row: "($1, $2, $3)",
+    tail: ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column2 AND deliveries.status = 'pending'",
+    params: 3,
+};
 
 /// The events of claimed deliveries, by (organization, id).
 pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
@@ -225,9 +270,10 @@ pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
     params: 2,
 };
 
-/// Leases given back at shutdown: due again at once.
+/// Leases given back at shutdown: every claim of one replica (its claims
+/// are named `$2` followed by a number), due again at once.
 pub(super) const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_owner = NULL, lease_expires = NULL, next_attempt_at = $1 \
-     WHERE lease_owner = $2 AND status = 'pending'";
+     WHERE substr(lease_owner, 1, length($2)) = $2 AND status = 'pending'";
 
 /// The next ids a replay selects, after a cursor, in id order.
 pub(super) const REPLAY_SELECT: &str = "SELECT id FROM deliveries \
@@ -276,6 +322,8 @@ mod tests {
             END_STREAKS,
             CLAIMED_EVENTS,
             REPLAY,
+            RENEW_LEASES_SQLITE,
+            RENEW_LEASES_POSTGRES,
         ]
     }
 
