@@ -463,14 +463,17 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
         0
     );
     assert_eq!(store.renew_leases(leases, 90_000).await.expect("renew"), 2);
+    let later = store
+        .claim("w2", 70_000, 100_000, 10, Vec::new())
+        .await
+        .expect("claim");
     assert!(
-        store
-            .claim("w2", 70_000, 100_000, 10, Vec::new())
-            .await
-            .expect("claim")
+        later
             .deliveries
-            .is_empty(),
-        "renewed leases are held"
+            .iter()
+            .all(|l| !ids.contains(&l.id.as_str())),
+        "renewed leases are held: {:?}",
+        later.deliveries
     );
     for d in &claim.deliveries {
         let mut done = outcome(&d.id, "w1", DeliveryStatus::Delivered, 2_020);
