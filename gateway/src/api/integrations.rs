@@ -5,7 +5,9 @@ use super::error::ApiError;
 use super::extract::{JsonBody, OrgAuth, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
-use crate::model::{Authentication, Hook, Integration, Method, PluginRef, Secret, new_id, now_ms};
+use crate::model::{
+    Authentication, Hook, Integration, Method, PluginRef, Secret, endpoint, new_id, now_ms,
+};
 use crate::pipeline::request::is_gateway_owned;
 use crate::secrets;
 use axum::extract::State;
@@ -393,6 +395,17 @@ fn resolve_auth(
     let Some(d) = draft else { return Ok(None) };
     let client_secret = match (d.client_secret, existing) {
         (Some(s), _) => Secret::new(s),
+        // A stored secret stays bound to the origin it was given for:
+        // moving the token endpoint elsewhere needs the secret again, or
+        // anyone with an API key could have it sent to a server of theirs.
+        (None, Some(e))
+            if endpoint::origin(&e.token_endpoint) != endpoint::origin(&d.token_endpoint) =>
+        {
+            return Err(ApiError::field(
+                "authentication.credentials.client_secret",
+                "is required when the token endpoint moves to another origin",
+            ));
+        }
         (None, Some(e)) => e.client_secret.clone(),
         (None, None) => {
             return Err(ApiError::field(
