@@ -77,6 +77,17 @@ pub struct ServeArgs {
     /// worth); 0 is no limit. Counted per replica.
     #[arg(long, env = "HOOKGATE_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
+    /// Deliveries one event may make: its routes at ingest (more is a 422)
+    /// and what its transforms fan out (more fails the delivery).
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_DELIVERIES_PER_EVENT",
+        default_value_t = 1_000
+    )]
+    pub max_deliveries_per_event: usize,
+    /// Subscriptions one organization may have (more is a 422).
+    #[arg(long, env = "HOOKGATE_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
+    pub max_subscriptions: usize,
     /// Plugin sandbox limits.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -113,6 +124,8 @@ pub struct ServeSettings {
     pub rate_limit: Option<std::num::NonZeroU32>,
     /// Sandbox limits.
     pub limits: crate::plugin::Limits,
+    /// Bounds on what one tenant's writes may make.
+    pub store_limits: crate::store::Limits,
     /// Delivery workers.
     pub workers: crate::pipeline::WorkerSettings,
 }
@@ -158,6 +171,10 @@ impl ServeArgs {
             secret_rotation_overlap: self.secret_rotation_overlap.into(),
             rate_limit: std::num::NonZeroU32::new(self.rate_limit),
             limits: self.limits.limits(),
+            store_limits: crate::store::Limits {
+                deliveries_per_event: self.max_deliveries_per_event.max(1),
+                subscriptions_per_organization: self.max_subscriptions,
+            },
             workers: crate::pipeline::WorkerSettings {
                 concurrency: self.workers.max(1),
                 per_endpoint: self.endpoint_concurrency.max(1),

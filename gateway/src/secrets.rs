@@ -2,7 +2,7 @@
 //! as sha256, compared in constant time), and Standard Webhooks signing
 //! secrets.
 
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -11,6 +11,32 @@ use std::path::Path;
 use subtle::ConstantTimeEq;
 
 const NONCE_LEN: usize = 12;
+/// First byte of a ciphertext bound to its place ([`SecretSlot`]).
+const BOUND: u8 = 0xB1;
+
+/// Where a secret is stored: its ciphertext is bound to it (AES-GCM
+/// associated data), so a ciphertext copied into another row, column or
+/// organization does not decrypt there.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretSlot<'a> {
+    /// The owning organization.
+    pub organization: &'a str,
+    /// The row's id.
+    pub row: &'a str,
+    /// The column.
+    pub column: &'static str,
+}
+
+impl SecretSlot<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(self.organization.len() + self.row.len() + 24);
+        for part in [self.organization, self.row, self.column] {
+            aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            aad.extend_from_slice(part.as_bytes());
+        }
+        aad
+    }
+}
 
 /// Encrypts and decrypts secret columns.
 #[derive(Clone)]
@@ -71,22 +97,49 @@ impl Cipher {
         Ok((Self::new(&key), true))
     }
 
-    /// `nonce || ciphertext` of `plaintext`.
-    pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
+    /// `0xB1 || nonce || ciphertext` of `plaintext`, bound to `slot`.
+    pub fn encrypt(&self, plaintext: &str, slot: SecretSlot<'_>) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         // getrandom only fails when the OS has no randomness at all.
         getrandom::fill(&mut nonce).expect("the OS random source failed");
+        let aad = slot.associated_data();
+        let payload = Payload {
+            msg: plaintext.as_bytes(),
+            aad: &aad,
+        };
         let ciphertext = self
             .aead
-            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .encrypt(Nonce::from_slice(&nonce), payload)
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let mut out = nonce.to_vec();
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        out.push(BOUND);
+        out.extend_from_slice(&nonce);
         out.extend(ciphertext);
         out
     }
 
-    /// The plaintext of what [`Cipher::encrypt`] produced.
-    pub fn decrypt(&self, data: &[u8]) -> Result<String, DecryptError> {
+    /// The plaintext of what [`Cipher::encrypt`] produced for `slot`.
+    /// Ciphertexts written before secrets were bound (`nonce ||
+    /// ciphertext`, no associated data) still decrypt; they are bound the
+    /// next time their row is written.
+    pub fn decrypt(&self, data: &[u8], slot: SecretSlot<'_>) -> Result<String, DecryptError> {
+        if let Some((&BOUND, rest)) = data.split_first()
+            && rest.len() > NONCE_LEN
+        {
+            let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+            let aad = slot.associated_data();
+            let payload = Payload {
+                msg: ciphertext,
+                aad: &aad,
+            };
+            if let Ok(plain) = self.aead.decrypt(Nonce::from_slice(nonce), payload) {
+                return String::from_utf8(plain).map_err(|_| DecryptError);
+            }
+        }
+        self.decrypt_unbound(data)
+    }
+
+    fn decrypt_unbound(&self, data: &[u8]) -> Result<String, DecryptError> {
         if data.len() < NONCE_LEN {
             return Err(DecryptError);
         }
@@ -164,23 +217,62 @@ pub fn constant_time_eq(presented: &str, expected: &str) -> bool {
 mod tests {
     use super::*;
 
+    const HERE: SecretSlot<'static> = SecretSlot {
+        organization: "org_a",
+        row: "wh_1",
+        column: "secret",
+    };
+
     #[test]
     fn encrypts_and_refuses_tampering() {
         let cipher = Cipher::new(&[7u8; 32]);
-        let mut sealed = cipher.encrypt("super-strong-pawwsord");
+        let mut sealed = cipher.encrypt("super-strong-pawwsord", HERE);
         assert!(!String::from_utf8_lossy(&sealed).contains("pawwsord"));
         assert_eq!(
-            cipher.decrypt(&sealed).expect("decrypt"),
+            cipher.decrypt(&sealed, HERE).expect("decrypt"),
             "super-strong-pawwsord"
         );
         let last = sealed.len() - 1;
         sealed[last] ^= 1;
-        assert!(cipher.decrypt(&sealed).is_err());
+        assert!(cipher.decrypt(&sealed, HERE).is_err());
         assert!(
             Cipher::new(&[8u8; 32])
-                .decrypt(&cipher.encrypt("x"))
+                .decrypt(&cipher.encrypt("x", HERE), HERE)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_ciphertext_decrypts_only_where_it_was_written() {
+        let cipher = Cipher::new(&[7u8; 32]);
+        let sealed = cipher.encrypt("s3cret", HERE);
+        for elsewhere in [
+            SecretSlot {
+                organization: "org_b",
+                ..HERE
+            },
+            SecretSlot {
+                row: "wh_2",
+                ..HERE
+            },
+            SecretSlot {
+                column: "previous_secret",
+                ..HERE
+            },
+        ] {
+            assert!(cipher.decrypt(&sealed, elsewhere).is_err(), "{elsewhere:?}");
+        }
+        // What was written before secrets were bound still reads.
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).expect("random");
+        let mut legacy = nonce.to_vec();
+        legacy.extend(
+            cipher
+                .aead
+                .encrypt(Nonce::from_slice(&nonce), b"old".as_slice())
+                .expect("encrypt"),
+        );
+        assert_eq!(cipher.decrypt(&legacy, HERE).expect("legacy"), "old");
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub async fn build(
                 "could not open the database {}",
                 redact_url(&settings.database_url)
             )
-        })?;
+        })?
+        .with_limits(settings.store_limits);
 
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         limits: settings.limits.clone(),

@@ -125,6 +125,37 @@ fn example_plugins_transform_a_real_event() {
     };
     let targets: Vec<_> = requests.iter().map(|r| r.headers[0].1.as_str()).collect();
     assert_eq!(targets, ["a", "b", "c"]);
+
+    // Each request is a delivery: 64 at most per transform (the default),
+    // however small they are.
+    let many = |n: usize| {
+        (0..n)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let at_cap = rt
+        .transform(
+            &fanout,
+            &event("order_created", &order),
+            &config(&[("targets", &many(64))]),
+        )
+        .expect("64 requests");
+    assert!(matches!(&at_cap, Outcome::Deliver(r) if r.len() == 64));
+    let over = rt
+        .transform(
+            &fanout,
+            &event("order_created", &order),
+            &config(&[("targets", &many(65))]),
+        )
+        .expect_err("65 requests");
+    assert!(
+        matches!(
+            over.kind,
+            hookgate::plugin::PluginErrorKind::TooManyRequests { count: 65, cap: 64 }
+        ),
+        "{over}"
+    );
 }
 
 /// Each misbehaviour gets a typed error naming the plugin and its version,
@@ -136,6 +167,7 @@ fn misbehaving_plugins_fail_one_transform_and_nothing_else() {
             deadline: std::time::Duration::from_millis(50),
             memory_bytes: 16 << 20,
             output_bytes: 64 << 10,
+            output_requests: 64,
         },
         ..RuntimeConfig::default()
     })

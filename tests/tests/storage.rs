@@ -547,11 +547,14 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
 #[tokio::test]
 async fn storage_suite_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
-    suite(&format!(
-        "sqlite://{}",
-        dir.path().join("suite.db").display()
-    ))
-    .await;
+    let path = dir.path().join("suite.db");
+    let url = format!("sqlite://{}", path.display());
+    suite(&url).await;
+    rusqlite::Connection::open(&path)
+        .expect("open")
+        .execute(SWAP_SECRET, [])
+        .expect("swap");
+    a_copied_secret_does_not_decrypt(&url).await;
 }
 
 #[tokio::test]
@@ -568,6 +571,26 @@ async fn storage_suite_on_postgres() {
             .await
             .expect("row");
     assert!(!raw.windows(8).any(|w| w == b"pawwsord"));
+    sqlx::query(SWAP_SECRET).execute(&pool).await.expect("swap");
+    a_copied_secret_does_not_decrypt(&url).await;
+}
+
+/// Copies one integration's encrypted client secret into another row, as
+/// someone with write access to the database (or a bug) might.
+const SWAP_SECRET: &str = "UPDATE integrations SET client_secret = \
+     (SELECT client_secret FROM integrations WHERE id = 'int_2') WHERE id = 'int_3'";
+
+/// Each ciphertext is bound to its organization, row and column: the copy
+/// does not decrypt, so it cannot be read out (or used) through the other row.
+async fn a_copied_secret_does_not_decrypt(url: &str) {
+    let store = Store::connect(url, cipher()).await.expect("connect");
+    let orgs = store.list_organizations(0, 10).await.expect("orgs");
+    let a = &orgs.items[0].id;
+    assert!(store.get_integration(a, "int_2").await.is_ok());
+    assert!(matches!(
+        store.get_integration(a, "int_3").await,
+        Err(StoreError::Corrupt(_))
+    ));
 }
 
 #[tokio::test]

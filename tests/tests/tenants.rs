@@ -277,3 +277,84 @@ async fn a_lease_shorter_than_an_attempt_still_sends_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(slow.received().len(), 1, "one send per claim");
 }
+
+/// What one tenant's writes may make is bounded: deliveries per event at
+/// ingest (a 422, nothing stored) and by a transform's fan-out (the
+/// delivery fails, saying so), subscriptions per organization (a 422).
+#[tokio::test]
+async fn limits_refuse_what_would_amplify() {
+    let gw = gateway(&[
+        "--max-deliveries-per-event",
+        "3",
+        "--max-subscriptions",
+        "4",
+    ])
+    .await;
+    let (_, key) = gw.organization("amp").await;
+    let receiver = Receiver::ok().await;
+    for n in 0..3 {
+        subscribe(&gw, &key, "t", &format!("{}/{n}", receiver.url)).await;
+    }
+    post_event(
+        &gw,
+        &key,
+        json!({"id": "evt_ok", "type": "t", "payload": {}}),
+    )
+    .await;
+    subscribe(&gw, &key, "t", &format!("{}/3", receiver.url)).await;
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"id": "evt_big", "type": "t", "payload": {}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["data"]["code"], "limit_exceeded", "{answer}");
+    let (status, _) = gw.call(Method::GET, "/v1/events/evt_big", &key, None).await;
+    assert_eq!(status, 404, "a refused event is not stored");
+
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "other", "url": receiver.url})),
+        )
+        .await;
+    assert_eq!(status, 422, "a fifth subscription: {answer}");
+
+    // Another organization is not limited by this one's subscriptions; a
+    // transform fanning out past the event's limit fails its delivery.
+    let (_, other) = gw.organization("fan").await;
+    let (status, _) = gw
+        .request(Method::PUT, "/v1/plugins/fanout", hookgate_tests::ADMIN_KEY)
+        .body(hookgate_tests::plugin_bytes("fanout"))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .expect("upload");
+    assert_eq!(status, 201);
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &other,
+            Some(
+                json!({"topic": "f", "url": receiver.url, "plugin": {"name": "fanout"},
+                        "config": {"targets": "a,b,c,d,e"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let id = post_event(&gw, &other, json!({"type": "f", "payload": {}})).await;
+    let d = settled(&gw, &other, &id).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(
+        d["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("5 deliveries, more than the limit of 3")),
+        "{d}"
+    );
+}

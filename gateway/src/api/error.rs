@@ -49,6 +49,10 @@ pub enum ApiError {
     /// 413.
     #[error("request body too large")]
     TooLarge,
+    /// 422: the request is valid but would go past one of the gateway's
+    /// limits (deliveries per event, subscriptions per organization).
+    #[error("over a limit: {0}")]
+    OverLimit(String),
     /// 503: the database is out of reach; nothing was changed, try again.
     #[error("service unavailable: the database is out of reach; try again")]
     Unavailable,
@@ -81,6 +85,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::OverLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,6 +100,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge => "payload_too_large",
+            Self::OverLimit(_) => "limit_exceeded",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal_error",
@@ -109,6 +115,9 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => Self::NotFound("object"),
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            StoreError::TooManyDeliveries { .. } | StoreError::TooManySubscriptions { .. } => {
+                Self::OverLimit(error.to_string())
+            }
             other if other.is_unavailable() => {
                 tracing::error!(error = %other, "database unavailable");
                 Self::Unavailable
@@ -159,7 +168,8 @@ pub struct ErrorEnvelope {
 pub struct ErrorData {
     /// Machine-readable code: `validation_error`, `malformed_request`,
     /// `unauthorized`, `not_found`, `conflict`, `payload_too_large`,
-    /// `rate_limited`, `unavailable`, `internal_error`, `method_not_allowed`.
+    /// `limit_exceeded`, `rate_limited`, `unavailable`, `internal_error`,
+    /// `method_not_allowed`.
     pub code: String,
     /// Per-field problems, for `validation_error`.
     #[serde(skip_serializing_if = "Option::is_none")]

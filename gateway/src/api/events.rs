@@ -161,7 +161,8 @@ impl From<Attempt> for AttemptOut {
 /// are durably stored.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventIn,
     responses((status = 202, body = Envelope<AcceptedOut>), (status = 400, body = super::error::ErrorEnvelope),
-              (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope)),
+              (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope),
+              (status = 422, description = "the event would make more deliveries than one event may", body = super::error::ErrorEnvelope)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn accept(
     State(state): State<AppState>,

@@ -237,7 +237,8 @@ pub struct DeleteQuery {
 /// Create a subscription; the answer carries its secret, once.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookIn,
     responses((status = 201, body = Envelope<WebhookOut>), (status = 400, body = super::error::ErrorEnvelope),
-              (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope)),
+              (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope),
+              (status = 422, description = "the organization has its limit of subscriptions", body = super::error::ErrorEnvelope)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create(
     State(state): State<AppState>,

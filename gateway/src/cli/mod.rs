@@ -53,6 +53,9 @@ pub struct LimitArgs {
     /// Cap on what one transform may return, in KiB.
     #[arg(long, env = "HOOKGATE_PLUGIN_OUTPUT_KIB", default_value_t = 1024)]
     pub plugin_output_kib: usize,
+    /// Cap on the requests one transform may return (each is a delivery).
+    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_REQUESTS", default_value_t = 64)]
+    pub plugin_max_requests: usize,
 }
 
 impl LimitArgs {
@@ -62,6 +65,7 @@ impl LimitArgs {
             deadline: std::time::Duration::from_millis(self.plugin_deadline_ms.max(1)),
             memory_bytes: self.plugin_memory_mib.max(1) << 20,
             output_bytes: self.plugin_output_kib.max(1) << 10,
+            output_requests: self.plugin_max_requests.max(1),
         }
     }
 }

@@ -38,6 +38,14 @@ pub enum PluginErrorKind {
         /// The cap.
         cap: usize,
     },
+    /// The plugin returned more requests than allowed.
+    #[error("returned {count} requests, more than the cap of {cap}")]
+    TooManyRequests {
+        /// Requests returned.
+        count: usize,
+        /// The cap.
+        cap: usize,
+    },
     /// The plugin set a header the host owns.
     #[error("set the reserved header `{0}`; the gateway owns it")]
     ReservedHeader(String),
@@ -66,6 +74,7 @@ impl PluginErrorKind {
             Self::Deadline(_) => "deadline",
             Self::MemoryCap(_) => "memory_cap",
             Self::OutputTooLarge { .. } => "output_too_large",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::ReservedHeader(_) => "reserved_header",
             Self::InvalidHeader(_) => "invalid_header",
             Self::Trap(_) => "trap",

@@ -37,6 +37,9 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Cap on the bytes a transform returns, bodies and headers (default 1 MiB).
     pub output_bytes: usize,
+    /// Cap on the requests a transform returns (default 64): each becomes a
+    /// delivery, so this bounds one event's fan-out per route.
+    pub output_requests: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +48,7 @@ impl Default for Limits {
             deadline: Duration::from_millis(100),
             memory_bytes: 32 << 20,
             output_bytes: 1 << 20,
+            output_requests: 64,
         }
     }
 }
@@ -454,6 +458,12 @@ impl Runtime {
             }
             bindings::Outcome::Deliver(requests) => requests,
         };
+        if requests.len() > self.limits.output_requests {
+            return Err(plugin.error(PluginErrorKind::TooManyRequests {
+                count: requests.len(),
+                cap: self.limits.output_requests,
+            }));
+        }
         let size: usize = requests
             .iter()
             .map(|r| {

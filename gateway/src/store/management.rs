@@ -5,11 +5,30 @@ use super::{Store, StoreError, conflict, with_pool};
 use crate::model::{
     ApiKey, EpochMs, Integration, OrgId, Organization, Page, Webhook, WebhookFilter,
 };
+use crate::secrets::SecretSlot;
 
 const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks, authentication, client_secret, \
      signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified";
 const WEBHOOK_COLUMNS: &str = "id, organization_id, topic, urls, name, shop_id, method, plugin_name, plugin_version, \
      config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified";
+
+/// Where an integration's secret column is stored.
+fn slot<'a>(i: &'a Integration, column: &'static str) -> SecretSlot<'a> {
+    SecretSlot {
+        organization: i.organization_id.as_str(),
+        row: &i.id,
+        column,
+    }
+}
+
+/// Where a webhook's secret column is stored.
+fn webhook_slot<'a>(w: &'a Webhook, column: &'static str) -> SecretSlot<'a> {
+    SecretSlot {
+        organization: w.organization_id.as_str(),
+        row: &w.id,
+        column,
+    }
+}
 
 /// Writes an integration's routing rows (one per hook) in transaction `$tx`.
 macro_rules! insert_hooks {
@@ -184,11 +203,11 @@ impl Store {
                 .bind(hooks_json(&i.hooks))
                 .bind(i.authentication.as_ref().map(auth_json))
                 .bind(
-                    i.authentication
-                        .as_ref()
-                        .map(|a| cipher.encrypt(a.client_secret.expose())),
+                    i.authentication.as_ref().map(|a| {
+                        cipher.encrypt(a.client_secret.expose(), slot(i, "client_secret"))
+                    }),
                 )
-                .bind(cipher.encrypt(i.signing_secret.expose()))
+                .bind(cipher.encrypt(i.signing_secret.expose(), slot(i, "signing_secret")))
                 .bind(i.plugin.as_ref().map(|p| p.name.clone()))
                 .bind(i.plugin.as_ref().and_then(|p| p.version.clone()))
                 .bind(config_json(&i.config))
@@ -219,8 +238,8 @@ impl Store {
             .bind(&i.description)
             .bind(hooks_json(&i.hooks))
             .bind(i.authentication.as_ref().map(auth_json))
-            .bind(i.authentication.as_ref().map(|a| cipher.encrypt(a.client_secret.expose())))
-            .bind(cipher.encrypt(i.signing_secret.expose()))
+            .bind(i.authentication.as_ref().map(|a| cipher.encrypt(a.client_secret.expose(), slot(i, "client_secret"))))
+            .bind(cipher.encrypt(i.signing_secret.expose(), slot(i, "signing_secret")))
             .bind(i.plugin.as_ref().map(|p| p.name.clone()))
             .bind(i.plugin.as_ref().and_then(|p| p.version.clone()))
             .bind(config_json(&i.config))
@@ -328,13 +347,16 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a new webhook subscription.
+    /// Stores a new webhook subscription, unless its organization has its
+    /// limit of subscriptions already ([`StoreError::TooManySubscriptions`]).
     pub async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
+             WHERE (SELECT COUNT(*) FROM webhooks WHERE organization_id = $2 AND NOT deleted) < $18"
         );
+        let limit = self.limits.subscriptions_per_organization;
         let cipher = &self.cipher;
-        with_pool!(self, |p| sqlx::query(&sql)
+        let inserted = with_pool!(self, |p| sqlx::query(&sql)
             .bind(&w.id)
             .bind(w.organization_id.as_str())
             .bind(&w.topic)
@@ -345,21 +367,25 @@ impl Store {
             .bind(w.plugin.as_ref().map(|p| p.name.clone()))
             .bind(w.plugin.as_ref().and_then(|p| p.version.clone()))
             .bind(config_json(&w.config))
-            .bind(cipher.encrypt(w.secret.expose()))
+            .bind(cipher.encrypt(w.secret.expose(), webhook_slot(w, "secret")))
             .bind(
                 w.previous_secret
                     .as_ref()
-                    .map(|(s, _)| cipher.encrypt(s.expose()))
+                    .map(|(s, _)| cipher.encrypt(s.expose(), webhook_slot(w, "previous_secret")))
             )
             .bind(w.previous_secret.as_ref().map(|(_, expires)| *expires))
             .bind(w.deleted)
             .bind(&w.disabled_reason)
             .bind(w.created)
             .bind(w.modified)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .execute(p)
             .await
             .map_err(|e| conflict(e, "webhook"))?
             .rows_affected());
+        if inserted == 0 {
+            return Err(StoreError::TooManySubscriptions { limit });
+        }
         Ok(())
     }
 
@@ -380,8 +406,12 @@ impl Store {
         .bind(w.plugin.as_ref().map(|p| p.name.clone()))
         .bind(w.plugin.as_ref().and_then(|p| p.version.clone()))
         .bind(config_json(&w.config))
-        .bind(cipher.encrypt(w.secret.expose()))
-        .bind(w.previous_secret.as_ref().map(|(s, _)| cipher.encrypt(s.expose())))
+        .bind(cipher.encrypt(w.secret.expose(), webhook_slot(w, "secret")))
+        .bind(
+            w.previous_secret
+                .as_ref()
+                .map(|(s, _)| cipher.encrypt(s.expose(), webhook_slot(w, "previous_secret"))),
+        )
         .bind(w.previous_secret.as_ref().map(|(_, expires)| *expires))
         .bind(w.deleted)
         .bind(&w.disabled_reason)

@@ -32,6 +32,20 @@ pub enum StoreError {
     /// A unique constraint was hit.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An event would make more deliveries than one event may.
+    #[error("the event would make {deliveries} deliveries, more than the limit of {limit}")]
+    TooManyDeliveries {
+        /// How many it would make.
+        deliveries: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The organization has its limit of subscriptions.
+    #[error("the organization has its limit of {limit} subscriptions")]
+    TooManySubscriptions {
+        /// The limit.
+        limit: usize,
+    },
     /// A write fenced by a lease found the lease held by another worker.
     #[error("the lease was lost to another worker")]
     LeaseLost,
@@ -111,6 +125,26 @@ pub struct Store {
     /// The one writer of the delivery pipeline's hot path (group commit).
     writer: Writer,
     cipher: Cipher,
+    limits: Limits,
+}
+
+/// Bounds on what one tenant's writes may make.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deliveries one event may make (its routes at ingest, and what its
+    /// transforms fan out).
+    pub deliveries_per_event: usize,
+    /// Subscriptions (not deleted) one organization may have.
+    pub subscriptions_per_organization: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deliveries_per_event: 1_000,
+            subscriptions_per_organization: 10_000,
+        }
+    }
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool: the same SQL,
@@ -126,6 +160,17 @@ macro_rules! with_pool {
 pub(crate) use with_pool;
 
 impl Store {
+    /// The same store with other limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite
     /// file when missing, and runs the migrations.
     pub async fn connect(url: &str, cipher: Cipher) -> Result<Self, StoreError> {
@@ -140,6 +185,7 @@ impl Store {
                 writer: queue::postgres::start(PgConnectOptions::from_str(url)?)?,
                 backend: Backend::Postgres(pool),
                 cipher,
+                limits: Limits::default(),
             }
         } else {
             let options = SqliteConnectOptions::from_str(url)?
@@ -158,6 +204,7 @@ impl Store {
                 writer: queue::sqlite::start(options.get_filename())?,
                 backend: Backend::Sqlite(pool),
                 cipher,
+                limits: Limits::default(),
             }
         };
         Ok(store)

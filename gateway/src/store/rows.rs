@@ -8,7 +8,7 @@ use crate::model::{
     Attempt, Authentication, Delivery, DeliveryStatus, Event, Hook, Integration, Method, OrgId,
     PluginRef, Secret, TargetKind, Webhook,
 };
-use crate::secrets::Cipher;
+use crate::secrets::{Cipher, SecretSlot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -69,18 +69,19 @@ pub(super) struct StoredAuth {
     pub header_value_format: String,
 }
 
-/// Turns a secret column into its plaintext (or skips it, for lists).
-type Decrypt<'a> = &'a dyn Fn(&[u8], &str) -> Result<Secret, StoreError>;
+/// Turns a secret column (named) into its plaintext (or skips it, for
+/// lists).
+type Decrypt<'a> = &'a dyn Fn(&[u8], &'static str) -> Result<Secret, StoreError>;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn decrypt(cipher: &Cipher, data: &[u8], what: &str) -> Result<Secret, StoreError> {
+fn decrypt(cipher: &Cipher, data: &[u8], slot: SecretSlot<'_>) -> Result<Secret, StoreError> {
     cipher
-        .decrypt(data)
+        .decrypt(data, slot)
         .map(Secret::new)
-        .map_err(|e| corrupt(what, e))
+        .map_err(|e| corrupt(slot.column, e))
 }
 
 pub(super) fn method(s: &str) -> Result<Method, StoreError> {
@@ -120,6 +121,17 @@ pub(super) fn auth_json(auth: &Authentication) -> String {
 
 impl IntegrationRow {
     pub(super) fn into_domain(self, cipher: &Cipher) -> Result<Integration, StoreError> {
+        let slot = |column| SecretSlot {
+            organization: &self.organization_id,
+            row: &self.id,
+            column,
+        };
+        let signing_secret = decrypt(cipher, &self.signing_secret, slot("signing_secret"))?;
+        let client_secret = self
+            .client_secret
+            .as_deref()
+            .map(|secret| decrypt(cipher, secret, slot("client_secret")))
+            .transpose()?;
         let hooks: Vec<StoredHook> =
             serde_json::from_str(&self.hooks).map_err(|e| corrupt("hooks", e))?;
         let hooks = hooks
@@ -132,14 +144,14 @@ impl IntegrationRow {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        let authentication = match (self.authentication, self.client_secret) {
-            (Some(json), Some(secret)) => {
+        let authentication = match (self.authentication, client_secret) {
+            (Some(json), Some(client_secret)) => {
                 let a: StoredAuth =
                     serde_json::from_str(&json).map_err(|e| corrupt("authentication", e))?;
                 Some(Authentication {
                     token_endpoint: a.token_endpoint,
                     client_id: a.client_id,
-                    client_secret: decrypt(cipher, &secret, "client secret")?,
+                    client_secret,
                     scope: a.scope,
                     header_format: a.header_format,
                     header_value_format: a.header_value_format,
@@ -158,7 +170,7 @@ impl IntegrationRow {
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
             enabled: self.enabled,
             disabled_reason: self.disabled_reason,
-            signing_secret: decrypt(cipher, &self.signing_secret, "signing secret")?,
+            signing_secret,
             created: self.created,
             modified: self.modified,
         })
@@ -170,16 +182,24 @@ impl WebhookRow {
     /// result's secrets are empty).
     pub(super) fn into_listing(mut self) -> Result<Webhook, StoreError> {
         self.previous_secret = None;
-        self.into_domain_with(&|_: &[u8], _: &str| Ok(Secret::new(String::new())))
+        self.into_domain_with(&|_: &[u8], _| Ok(Secret::new(String::new())))
     }
 
     pub(super) fn into_domain(self, cipher: &Cipher) -> Result<Webhook, StoreError> {
-        self.into_domain_with(&|data: &[u8], what: &str| decrypt(cipher, data, what))
+        let (organization, row) = (self.organization_id.clone(), self.id.clone());
+        self.into_domain_with(&|data: &[u8], column| {
+            let slot = SecretSlot {
+                organization: &organization,
+                row: &row,
+                column,
+            };
+            decrypt(cipher, data, slot)
+        })
     }
 
     fn into_domain_with(self, decrypt: Decrypt<'_>) -> Result<Webhook, StoreError> {
         let previous_secret = match (self.previous_secret, self.previous_secret_expires) {
-            (Some(s), Some(expires)) => Some((decrypt(&s, "previous secret")?, expires)),
+            (Some(s), Some(expires)) => Some((decrypt(&s, "previous_secret")?, expires)),
             _ => None,
         };
         Ok(Webhook {

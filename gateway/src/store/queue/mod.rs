@@ -135,8 +135,15 @@ impl Store {
     /// before it returns. The same event id again creates nothing and
     /// reports what exists.
     pub async fn ingest(&self, event: &Event) -> Result<Ingested, StoreError> {
-        match self.write(WriteOp::Ingest(event.clone())).await? {
+        let op = WriteOp::Ingest {
+            event: event.clone(),
+            max_deliveries: self.limits.deliveries_per_event,
+        };
+        match self.write(op).await? {
             WriteResult::Ingested(ingested) => Ok(ingested),
+            WriteResult::TooManyDeliveries { deliveries, limit } => {
+                Err(StoreError::TooManyDeliveries { deliveries, limit })
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -181,10 +188,14 @@ impl Store {
             owner: lease.to_owned(),
             requests: requests.to_vec(),
             now,
+            max_deliveries: self.limits.deliveries_per_event,
         };
         match self.write(op).await? {
             WriteResult::Transformed(Some(ids)) => Ok(ids),
             WriteResult::Transformed(None) => Err(StoreError::LeaseLost),
+            WriteResult::TooManyDeliveries { deliveries, limit } => {
+                Err(StoreError::TooManyDeliveries { deliveries, limit })
+            }
             other => Err(unexpected(&other)),
         }
     }

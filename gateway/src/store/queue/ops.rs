@@ -47,7 +47,11 @@ impl From<&Delivery> for DeliveryKey {
 /// One write.
 #[derive(Debug)]
 pub(crate) enum WriteOp {
-    Ingest(Event),
+    Ingest {
+        event: Event,
+        /// Refuse the event when it would make more deliveries than this.
+        max_deliveries: usize,
+    },
     Claim {
         /// This claim's own name: what fences its records.
         lease: String,
@@ -62,6 +66,8 @@ pub(crate) enum WriteOp {
         owner: String,
         requests: Vec<PreparedRequest>,
         now: EpochMs,
+        /// Refuse a fan-out past this many deliveries of the event.
+        max_deliveries: usize,
     },
     Record(Recorded),
     DisableRoute {
@@ -96,14 +102,14 @@ pub(crate) enum WriteOp {
 impl WriteOp {
     /// Accepted events must be on disk before the caller answers 202.
     pub(super) fn needs_sync(&self) -> bool {
-        matches!(self, Self::Ingest(_))
+        matches!(self, Self::Ingest { .. })
     }
 
     /// Whether it may make deliveries due now, for idle workers to claim.
     pub(super) fn queues_work(&self) -> bool {
         matches!(
             self,
-            Self::Ingest(_) | Self::Replay { .. } | Self::ReleaseLeases { .. }
+            Self::Ingest { .. } | Self::Replay { .. } | Self::ReleaseLeases { .. }
         )
     }
 }
@@ -112,6 +118,12 @@ impl WriteOp {
 #[derive(Debug)]
 pub(crate) enum WriteResult {
     Ingested(Ingested),
+    /// The event was refused: it would make `deliveries` deliveries, more
+    /// than `limit`.
+    TooManyDeliveries {
+        deliveries: usize,
+        limit: usize,
+    },
     Claimed(Claim),
     /// The new (fanned-out) delivery ids, or `None` when the lease was lost.
     Transformed(Option<Vec<String>>),
@@ -136,7 +148,7 @@ pub(super) async fn apply<E: Executor>(
     ingest(
         db,
         ops,
-        &pick(|op| matches!(op, WriteOp::Ingest(_))),
+        &pick(|op| matches!(op, WriteOp::Ingest { .. })),
         &mut out,
     )
     .await?;
@@ -306,33 +318,57 @@ async fn insert_deliveries<E: Executor>(
 
 /// Ingests: each new event with one delivery per route; an id seen before
 /// (earlier, or earlier in this batch) creates nothing and reports the
-/// deliveries it has.
+/// deliveries it has. An event that would make more deliveries than its
+/// limit is refused before anything of it is written.
 async fn ingest<E: Executor>(
     db: &mut E,
     ops: &[&WriteOp],
     picked: &[usize],
     out: &mut [Option<WriteResult>],
 ) -> Result<(), StoreError> {
-    let event = |i: usize| match ops[i] {
-        WriteOp::Ingest(e) => e,
+    let op = |i: usize| match ops[i] {
+        WriteOp::Ingest {
+            event,
+            max_deliveries,
+        } => (event, *max_deliveries),
         _ => unreachable!("picked ingests only"),
     };
+    let event = |i: usize| op(i).0;
     // The first op of each (organization, id) inserts; later ones repeat it.
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
     for &i in picked {
         first.entry(key(event(i))).or_insert(i);
     }
-    let distinct: Vec<&Event> = picked
+    let distinct: Vec<usize> = picked
         .iter()
-        .filter(|&&i| first[&key(event(i))] == i)
-        .map(|&i| event(i))
+        .copied()
+        .filter(|&i| first[&key(event(i))] == i)
         .collect();
-    let new_events = insert_events(db, &distinct).await?;
-    let created = route_new_events(db, &new_events).await?;
+    let routing = route_table(db, distinct.iter().map(|&i| event(i))).await?;
+    let mut refused: HashMap<(&str, &str), WriteResult> = HashMap::new();
+    let mut fits: Vec<&Event> = Vec::with_capacity(distinct.len());
+    for &i in &distinct {
+        let (e, limit) = op(i);
+        let deliveries = routing[&route_key(e)].len();
+        if deliveries > limit {
+            refused.insert(key(e), WriteResult::TooManyDeliveries { deliveries, limit });
+        } else {
+            fits.push(e);
+        }
+    }
+    let new_events = insert_events(db, &fits).await?;
+    let created = insert_routed(db, &new_events, &routing).await?;
     let mut existing: HashMap<(&str, &str), Vec<String>> = HashMap::new();
     for &i in picked {
         let e = event(i);
         let k = key(e);
+        if let Some(WriteResult::TooManyDeliveries { deliveries, limit }) = refused.get(&k) {
+            out[i] = Some(WriteResult::TooManyDeliveries {
+                deliveries: *deliveries,
+                limit: *limit,
+            });
+            continue;
+        }
         let ingested = match created.get(&k) {
             Some(ids) if first[&k] == i => Ingested {
                 event_id: e.id.clone(),
@@ -387,26 +423,38 @@ async fn insert_events<'e, E: Executor>(
         .collect())
 }
 
-/// Routes new events (routing read inside this transaction, once per
-/// organization, type and shop) and inserts their deliveries; their ids by
-/// event.
-async fn route_new_events<'e, E: Executor>(
+/// Where events of one organization, type and shop go.
+type RouteKey<'e> = (&'e str, &'e str, Option<&'e str>);
+
+fn route_key(e: &Event) -> RouteKey<'_> {
+    (
+        e.organization_id.as_str(),
+        e.event_type.as_str(),
+        e.shop_id.as_deref(),
+    )
+}
+
+/// The routes of `events`, read inside this transaction once per
+/// organization, type and shop.
+async fn route_table<'e, E: Executor>(
     db: &mut E,
-    events: &[&'e Event],
-) -> Result<HashMap<(&'e str, &'e str), Vec<String>>, StoreError> {
-    let route_key = |e: &'e Event| {
-        (
-            e.organization_id.as_str(),
-            e.event_type.as_str(),
-            e.shop_id.as_deref(),
-        )
-    };
-    let mut routing: HashMap<(&str, &str, Option<&str>), Vec<Route>> = HashMap::new();
-    for &e in events {
+    events: impl Iterator<Item = &'e Event>,
+) -> Result<HashMap<RouteKey<'e>, Vec<Route>>, StoreError> {
+    let mut routing = HashMap::new();
+    for e in events {
         if let Entry::Vacant(slot) = routing.entry(route_key(e)) {
             slot.insert(routes_of(db, e).await?);
         }
     }
+    Ok(routing)
+}
+
+/// Inserts the deliveries of new events, one per route; their ids by event.
+async fn insert_routed<'e, E: Executor>(
+    db: &mut E,
+    events: &[&'e Event],
+    routing: &HashMap<RouteKey<'e>, Vec<Route>>,
+) -> Result<HashMap<(&'e str, &'e str), Vec<String>>, StoreError> {
     let mut created = HashMap::new();
     let mut rows = Vec::new();
     for &e in events {
@@ -473,10 +521,41 @@ async fn store_transforms<E: Executor>(
             owner,
             requests,
             now,
+            ..
         } => (delivery, owner, requests, *now),
         _ => unreachable!("picked transforms only"),
     };
+    let limit = |i: usize| match ops[i] {
+        WriteOp::StoreTransform { max_deliveries, .. } => *max_deliveries,
+        _ => unreachable!("picked transforms only"),
+    };
     for pass in unique_passes(picked, |i| op(i).0.id.clone()) {
+        // A fan-out past the event's limit of deliveries stores nothing.
+        let mut fits = Vec::with_capacity(pass.len());
+        for i in pass {
+            let (delivery, _, requests, _) = op(i);
+            if requests.len() > 1 {
+                let made: Vec<i64> = db
+                    .fetch(
+                        sql::EVENT_DELIVERY_COUNT,
+                        &[
+                            delivery.organization_id.as_str().into(),
+                            (&delivery.event_id).into(),
+                        ],
+                    )
+                    .await?;
+                let deliveries = made.first().copied().unwrap_or(0) as usize + requests.len() - 1;
+                if deliveries > limit(i) {
+                    out[i] = Some(WriteResult::TooManyDeliveries {
+                        deliveries,
+                        limit: limit(i),
+                    });
+                    continue;
+                }
+            }
+            fits.push(i);
+        }
+        let pass = fits;
         let firsts: Vec<usize> = pass
             .iter()
             .copied()

@@ -101,6 +101,9 @@ pub(super) const INSERT_EVENTS: MultiRow = MultiRow {
 pub(super) const EVENT_DELIVERIES: &str =
     "SELECT id FROM deliveries WHERE organization_id = $1 AND event_id = $2 ORDER BY id";
 
+pub(super) const EVENT_DELIVERY_COUNT: &str =
+    "SELECT COUNT(*) FROM deliveries WHERE organization_id = $1 AND event_id = $2";
+
 pub(super) const ROUTE_HOOKS: &str = "SELECT h.integration_id, h.endpoint, h.method \
      FROM integration_hooks h \
      JOIN integrations i ON i.id = h.integration_id \
@@ -297,6 +300,7 @@ mod tests {
     fn singles() -> Vec<&'static str> {
         vec![
             EVENT_DELIVERIES,
+            EVENT_DELIVERY_COUNT,
             ROUTE_HOOKS,
             ROUTE_WEBHOOKS,
             NOTE_FAILURE,
