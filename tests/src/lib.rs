@@ -394,6 +394,26 @@ impl GatewayProcess {
 
     /// [`GatewayProcess::spawn`] with a given binary.
     pub async fn spawn_binary(binary: &Path, data_dir: &Path, port: u16, extra: &[&str]) -> Self {
+        Self::spawn_full(binary, data_dir, port, extra, &[]).await
+    }
+
+    /// [`GatewayProcess::spawn`] with these environment variables set.
+    pub async fn spawn_with_env(
+        data_dir: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn_full(hookgate_bin(), data_dir, port, extra, env).await
+    }
+
+    async fn spawn_full(
+        binary: &Path,
+        data_dir: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -412,6 +432,7 @@ impl GatewayProcess {
             .arg(data_dir)
             .args(extra)
             .env("HOOKGATE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()

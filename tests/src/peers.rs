@@ -45,6 +45,8 @@ pub struct Reply {
     pub delay: Duration,
     /// Extra response headers.
     pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: String,
 }
 
 impl Reply {
@@ -54,6 +56,7 @@ impl Reply {
             status,
             delay: Duration::ZERO,
             headers: Vec::new(),
+            body: "receiver says hi".into(),
         }
     }
 }
@@ -161,7 +164,7 @@ async fn receive(
     });
     let mut response = (
         StatusCode::from_u16(reply.status).expect("status"),
-        "receiver says hi",
+        reply.body,
     )
         .into_response();
     for (name, value) in reply.headers {

@@ -245,6 +245,25 @@ fn misbehaving_plugins_fail_one_transform_and_nothing_else() {
         &|k| matches!(k, PluginErrorKind::Failed(_)),
         "told to fail",
     );
+    // A plugin's message cannot forge log lines nor fill the attempt's
+    // record: one line, bounded.
+    let forged = format!(
+        "first\n2026-11-30T00:00:00Z INFO forged{}",
+        "x".repeat(5000)
+    );
+    let error = rt
+        .transform(
+            &plugin,
+            &ev,
+            &config(&[("mode", "fail"), ("message", &forged)]),
+        )
+        .expect_err("fails");
+    let text = error.to_string();
+    assert!(
+        !text.contains('\n') && text.contains("first\\n2026"),
+        "{text}"
+    );
+    assert!(text.len() < 1_200, "{} bytes", text.len());
     check(
         &[("mode", "invalid")],
         &|k| matches!(k, PluginErrorKind::InvalidEvent(_)),

@@ -358,3 +358,95 @@ async fn limits_refuse_what_would_amplify() {
         "{d}"
     );
 }
+
+/// A proxy in the gateway's environment is not used for deliveries: it
+/// would resolve names itself, past the guard on private addresses.
+#[tokio::test]
+async fn deliveries_do_not_go_through_a_proxy_from_the_environment() {
+    let proxy = Receiver::ok().await;
+    let receiver = Receiver::ok().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let env: Vec<(&str, &str)> = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"]
+        .into_iter()
+        .map(|name| (name, proxy.url.as_str()))
+        .collect();
+    let gw = hookgate_tests::GatewayProcess::spawn_with_env(
+        dir.path(),
+        hookgate_tests::free_port(),
+        &[],
+        &env,
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let org: Value = http
+        .post(format!("{}/v1/organizations", gw.url))
+        .bearer_auth(hookgate_tests::ADMIN_KEY)
+        .json(&json!({"name": "p"}))
+        .send()
+        .await
+        .expect("org")
+        .json()
+        .await
+        .expect("json");
+    let key = org["data"]["apiKey"].as_str().expect("key").to_owned();
+    let status = http
+        .post(format!("{}/v1/webhooks", gw.url))
+        .bearer_auth(&key)
+        .json(&json!({"topic": "t", "url": receiver.url}))
+        .send()
+        .await
+        .expect("webhook")
+        .status();
+    assert_eq!(status, 201);
+    let status = http
+        .post(format!("{}/v1/events", gw.url))
+        .bearer_auth(&key)
+        .json(&json!({"type": "t", "payload": {}}))
+        .send()
+        .await
+        .expect("event")
+        .status();
+    assert_eq!(status, 202);
+    receiver.wait_for(1).await;
+    assert!(proxy.received().is_empty(), "the proxy was used");
+}
+
+/// Receivers that refuse a token often echo it back; what is recorded of
+/// their answer never holds it.
+#[tokio::test]
+async fn a_token_echoed_by_a_receiver_is_not_recorded() {
+    let gw = gateway(&[]).await;
+    let (_, key) = gw.organization("echo").await;
+    let tokens = TokenServer::start("id", "secret", 3600).await;
+    let receiver = Receiver::scripted(|_, h| {
+        let auth = h
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Reply {
+            body: format!("invalid credentials: {auth}"),
+            ..Reply::status(401)
+        }
+    })
+    .await;
+    integration(&gw, &key, "order_created", &receiver.url, &tokens.url).await;
+    let id = post_event(&gw, &key, json!({"type": "order_created", "payload": {}})).await;
+    let d = settled(&gw, &key, &id).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    let attempts = d["attempts"].as_array().expect("attempts");
+    assert!(!attempts.is_empty());
+    for a in attempts {
+        let excerpt = a["responseExcerpt"].as_str().unwrap_or("");
+        assert!(
+            excerpt.contains("[redacted]") && !excerpt.contains("tok-"),
+            "{excerpt}"
+        );
+    }
+    assert!(
+        receiver.received().len() >= 2,
+        "sent, and sent again after a refresh"
+    );
+}

@@ -4,7 +4,7 @@
 //! [`Outcome`] (see `record.rs`, where retries are decided), and the
 //! recorder alone turns the outcome into the delivery's next state.
 
-use super::authorize::TokenCache;
+use super::authorize::{AuthHeader, TokenCache};
 use super::deliver::{self, HostLimits, Response};
 use super::record::{Outcome, Recorder};
 use super::request::{self, Outgoing};
@@ -78,9 +78,17 @@ impl Chain {
                 &prepared.body,
                 &target.signing_secrets(now),
             )?;
-            let response = self
-                .deliver(request::build(delivery, &prepared, signature, auth))
+            let mut response = self
+                .deliver(request::build(
+                    delivery,
+                    &prepared,
+                    signature,
+                    auth.as_ref(),
+                ))
                 .await?;
+            if let Some(auth) = &auth {
+                response.excerpt = auth.redact(&response.excerpt);
+            }
             if response.status == 401 && !refreshed && target.authentication().is_some() {
                 tracing::info!("receiver answered 401; refreshing the token once");
                 refreshed = true;
@@ -156,7 +164,7 @@ impl Chain {
         &self,
         target: &Target,
         refresh: bool,
-    ) -> Result<Option<(String, String)>, Outcome> {
+    ) -> Result<Option<AuthHeader>, Outcome> {
         let Some(auth) = target.authentication() else {
             return Ok(None);
         };

@@ -86,6 +86,38 @@ impl AuthorizeError {
     }
 }
 
+/// A rendered auth header, with the token in it, so that what a receiver
+/// echoes back can be kept out of what is recorded.
+#[derive(Clone)]
+pub struct AuthHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value (the template with the token in it).
+    pub value: String,
+    /// The token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthHeader")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthHeader {
+    /// `text` with the token (and the whole header value) replaced by
+    /// `[redacted]`: receivers that answer 401 often echo what they got.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.replace(&self.value, "[redacted]");
+        if self.token.len() >= 4 {
+            out = out.replace(&self.token, "[redacted]");
+        }
+        out
+    }
+}
+
 #[derive(Clone)]
 struct CachedToken {
     token: String,
@@ -128,15 +160,15 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    /// The header (name, value) for `auth`, fetching a token when none is
-    /// cached or `force_refresh` (after a 401).
+    /// The header for `auth`, fetching a token when none is cached or
+    /// `force_refresh` (after a 401).
     pub async fn header(
         &self,
         http: &reqwest::Client,
         integration_id: &str,
         auth: &Authentication,
         force_refresh: bool,
-    ) -> Result<(String, String), AuthorizeError> {
+    ) -> Result<AuthHeader, AuthorizeError> {
         let token = self
             .token(http, integration_id, auth, force_refresh)
             .await
@@ -144,10 +176,11 @@ impl TokenCache {
                 endpoint: crate::model::endpoint::loggable(&auth.token_endpoint),
                 problem,
             })?;
-        Ok((
-            auth.header_format.clone(),
-            auth.header_value_format.replace("%ACCESS_TOKEN%", &token),
-        ))
+        Ok(AuthHeader {
+            name: auth.header_format.clone(),
+            value: auth.header_value_format.replace("%ACCESS_TOKEN%", &token),
+            token,
+        })
     }
 
     /// How many tokens were fetched (for metrics and tests).

@@ -27,6 +27,9 @@ pub struct HttpSettings {
 pub fn client(settings: &HttpSettings) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // Never through a proxy from the environment: a proxy would resolve
+        // names itself, past the SSRF guard below.
+        .no_proxy()
         .connect_timeout(settings.timeout)
         .timeout(settings.timeout)
         .pool_max_idle_per_host(1024)

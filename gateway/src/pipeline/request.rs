@@ -3,6 +3,7 @@
 //! list of headers the gateway owns, which the API (auth header names),
 //! the plugin runtime (plugin headers) and [`build`] all go by.
 
+use super::authorize::AuthHeader;
 use super::sign::Signature;
 use crate::model::{Delivery, Method, PreparedRequest};
 
@@ -52,7 +53,7 @@ pub fn build(
     delivery: &Delivery,
     request: &PreparedRequest,
     signature: Signature,
-    auth: Option<(String, String)>,
+    auth: Option<&AuthHeader>,
 ) -> Outgoing {
     let mut headers = Vec::with_capacity(6 + request.headers.len());
     headers.push(("content-type".to_owned(), request.content_type.clone()));
@@ -60,7 +61,7 @@ pub fn build(
     headers.push(("webhook-timestamp".to_owned(), signature.timestamp));
     headers.push(("webhook-signature".to_owned(), signature.signature));
     headers.push(("user-agent".to_owned(), USER_AGENT.to_owned()));
-    headers.extend(auth);
+    headers.extend(auth.map(|a| (a.name.clone(), a.value.clone())));
     headers.extend(request.headers.iter().cloned());
     Outgoing {
         method: delivery.method,

@@ -6,7 +6,7 @@ use super::bindings::{self, Integration, IntegrationPre};
 use super::cache::CompileCache;
 use super::error::{LoadError, PluginError, PluginErrorKind};
 use super::types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};
-use crate::model::truncate;
+use crate::model::{one_line, truncate};
 use crate::pipeline::request::plugin_may_set;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -27,6 +27,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const STDERR_CAPTURE: usize = 4096;
 /// Longest plugin log line passed on.
 const MAX_LOG_LINE: usize = 4096;
+/// Longest error message or drop reason a plugin's text may fill.
+const MAX_MESSAGE: usize = 1024;
 
 /// Sandbox limits, the same for every plugin of a runtime.
 #[derive(Debug, Clone)]
@@ -200,7 +202,8 @@ impl bindings::hookgate::plugin::types::Host for HostState {}
 
 impl bindings::Host for HostState {
     fn log(&mut self, level: bindings::Level, message: String) {
-        let message = truncate(&message, MAX_LOG_LINE);
+        // One line, bounded: a plugin cannot forge log lines.
+        let message = one_line(&message, MAX_LOG_LINE);
         let (plugin, version, event_id) = (&*self.plugin, &self.version[..12], &self.event_id);
         match level {
             bindings::Level::Trace => tracing::trace!(plugin, version, event_id, "{message}"),
@@ -362,10 +365,10 @@ impl Runtime {
         let outcome = match result {
             Ok(Ok(outcome)) => self.check_outcome(plugin, outcome),
             Ok(Err(bindings::PluginError::InvalidEvent(m))) => {
-                Err(plugin.error(PluginErrorKind::InvalidEvent(m)))
+                Err(plugin.error(PluginErrorKind::InvalidEvent(one_line(&m, MAX_MESSAGE))))
             }
             Ok(Err(bindings::PluginError::Failed(m))) => {
-                Err(plugin.error(PluginErrorKind::Failed(m)))
+                Err(plugin.error(PluginErrorKind::Failed(one_line(&m, MAX_MESSAGE))))
             }
             Err(trap) => {
                 let kind = self.classify_trap(&warm.store, &trap);
@@ -443,7 +446,10 @@ impl Runtime {
         if stderr.is_empty() {
             PluginErrorKind::Trap(root)
         } else {
-            PluginErrorKind::Trap(format!("{root}; plugin stderr: {}", truncate(stderr, 1024)))
+            PluginErrorKind::Trap(format!(
+                "{root}; plugin stderr: {}",
+                one_line(stderr, MAX_MESSAGE)
+            ))
         }
     }
 
@@ -454,7 +460,7 @@ impl Runtime {
     ) -> Result<Outcome, PluginError> {
         let requests = match outcome {
             bindings::Outcome::Drop(reason) => {
-                return Ok(Outcome::Drop(truncate(&reason, 1024).to_owned()));
+                return Ok(Outcome::Drop(one_line(&reason, MAX_MESSAGE)));
             }
             bindings::Outcome::Deliver(requests) => requests,
         };

@@ -45,7 +45,9 @@ impl Plugin for Misbehave {
                 Request::new(event.body, "application/json")
                     .header(config.get_or("header", "Authorization"), "Bearer stolen"),
             )),
-            "fail" => Err(Error::failed("misbehave was told to fail")),
+            "fail" => Err(Error::failed(
+                config.get_or("message", "misbehave was told to fail"),
+            )),
             "invalid" => Err(Error::invalid("misbehave finds every event invalid")),
             "counter" => Ok(Outcome::deliver(Request::new(
                 seen.to_string(),
