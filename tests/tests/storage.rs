@@ -241,9 +241,28 @@ async fn suite(url: &str) {
     );
     let mut w = store.get_webhook(&a.id, "wh_00").await.expect("get");
     assert_eq!(w, webhook("wh_00", &a.id, "NEW_MEMBER", Some("s3"), 100));
-    w.deleted = true;
+    // A rotation moves the secret to `previous` in one statement; an update
+    // made from an older read (a PUT racing the rotation) does not undo it.
+    let stale = w.clone();
+    store
+        .rotate_webhook_secret(&a.id, "wh_00", &Secret::new("whsec_new"), 5_000, 100)
+        .await
+        .expect("rotate");
+    assert!(matches!(
+        store
+            .rotate_webhook_secret(&b.id, "wh_00", &Secret::new("whsec_x"), 5_000, 100)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store.update_webhook(&stale).await.expect("update");
     w.previous_secret = Some((w.secret.clone(), 5_000));
     w.secret = Secret::new("whsec_new");
+    w.modified = 101;
+    assert_eq!(
+        store.get_webhook(&a.id, "wh_00").await.expect("get").secret,
+        w.secret
+    );
+    w.deleted = true;
     store.update_webhook(&w).await.expect("update");
     assert_eq!(store.get_webhook(&a.id, "wh_00").await.expect("get"), w);
     assert_eq!(

@@ -425,13 +425,18 @@ pub async fn rotate_secret(
     let now = now_ms();
     let overlap = i64::try_from(state.rotation_overlap.as_millis()).unwrap_or(i64::MAX);
     let new_secret = Secret::new(secrets::new_signing_secret());
+    let expires = now.saturating_add(overlap);
+    state
+        .store
+        .rotate_webhook_secret(&auth.organization_id, &id, &new_secret, expires, now)
+        .await
+        .map_err(ApiError::not_found("webhook"))?;
     let webhook = Webhook {
-        previous_secret: Some((existing.secret.clone(), now.saturating_add(overlap))),
+        previous_secret: Some((existing.secret.clone(), expires)),
         secret: new_secret,
         modified: now.max(existing.modified + 1),
         ..existing
     };
-    state.store.update_webhook(&webhook).await?;
     state.pipeline.forget_target(&webhook.id);
     tracing::info!(webhook_id = %webhook.id, "webhook secret rotated");
     let mut out = WebhookOut::from(&webhook);

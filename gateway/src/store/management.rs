@@ -3,7 +3,7 @@
 use super::rows::{IntegrationRow, WebhookRow, auth_json, config_json, hooks_json};
 use super::{Store, StoreError, conflict, with_pool};
 use crate::model::{
-    ApiKey, EpochMs, Integration, OrgId, Organization, Page, Webhook, WebhookFilter,
+    ApiKey, EpochMs, Integration, OrgId, Organization, Page, Secret, Webhook, WebhookFilter,
 };
 use crate::secrets::SecretSlot;
 
@@ -21,14 +21,18 @@ fn slot<'a>(i: &'a Integration, column: &'static str) -> SecretSlot<'a> {
     }
 }
 
-/// Where a webhook's secret column is stored.
-fn webhook_slot<'a>(w: &'a Webhook, column: &'static str) -> SecretSlot<'a> {
+/// What a webhook's signing secrets are bound to. The current and the
+/// previous secret share it: a rotation moves one column into the other.
+fn webhook_slot(w: &Webhook) -> SecretSlot<'_> {
     SecretSlot {
         organization: w.organization_id.as_str(),
         row: &w.id,
-        column,
+        column: WEBHOOK_SIGNING_SECRET,
     }
 }
+
+/// The slot name of a webhook's signing secrets (current and previous).
+pub(super) const WEBHOOK_SIGNING_SECRET: &str = "signing_secret";
 
 /// Writes an integration's routing rows (one per hook) in transaction `$tx`.
 macro_rules! insert_hooks {
@@ -367,11 +371,11 @@ impl Store {
             .bind(w.plugin.as_ref().map(|p| p.name.clone()))
             .bind(w.plugin.as_ref().and_then(|p| p.version.clone()))
             .bind(config_json(&w.config))
-            .bind(cipher.encrypt(w.secret.expose(), webhook_slot(w, "secret")))
+            .bind(cipher.encrypt(w.secret.expose(), webhook_slot(w)))
             .bind(
                 w.previous_secret
                     .as_ref()
-                    .map(|(s, _)| cipher.encrypt(s.expose(), webhook_slot(w, "previous_secret")))
+                    .map(|(s, _)| cipher.encrypt(s.expose(), webhook_slot(w)))
             )
             .bind(w.previous_secret.as_ref().map(|(_, expires)| *expires))
             .bind(w.deleted)
@@ -391,36 +395,68 @@ impl Store {
 
     /// Replaces a webhook subscription (same id and owner), secrets included.
     pub async fn update_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
-        let cipher = &self.cipher;
+        // The signing secrets are not written here: only a rotation changes
+        // them, atomically, so a PUT racing a rotation cannot undo it.
         let updated = with_pool!(self, |p| {
             sqlx::query(
-            "UPDATE webhooks SET topic = $1, urls = $2, name = $3, shop_id = $4, method = $5, plugin_name = $6, \
-             plugin_version = $7, config = $8, secret = $9, previous_secret = $10, previous_secret_expires = $11, \
-             deleted = $12, disabled_reason = $13, modified = $14 WHERE id = $15 AND organization_id = $16"
-        )
-        .bind(&w.topic)
-        .bind(serde_json::to_string(&w.urls).unwrap_or_default())
-        .bind(&w.name)
-        .bind(&w.shop_id)
-        .bind(w.method.as_str())
-        .bind(w.plugin.as_ref().map(|p| p.name.clone()))
-        .bind(w.plugin.as_ref().and_then(|p| p.version.clone()))
-        .bind(config_json(&w.config))
-        .bind(cipher.encrypt(w.secret.expose(), webhook_slot(w, "secret")))
-        .bind(
-            w.previous_secret
-                .as_ref()
-                .map(|(s, _)| cipher.encrypt(s.expose(), webhook_slot(w, "previous_secret"))),
-        )
-        .bind(w.previous_secret.as_ref().map(|(_, expires)| *expires))
-        .bind(w.deleted)
-        .bind(&w.disabled_reason)
-        .bind(w.modified)
-        .bind(&w.id)
-        .bind(w.organization_id.as_str())
-        .execute(p)
-        .await?
-        .rows_affected()
+                "UPDATE webhooks SET topic = $1, urls = $2, name = $3, shop_id = $4, method = $5, plugin_name = $6, \
+                 plugin_version = $7, config = $8, deleted = $9, disabled_reason = $10, modified = $11 \
+                 WHERE id = $12 AND organization_id = $13",
+            )
+            .bind(&w.topic)
+            .bind(serde_json::to_string(&w.urls).unwrap_or_default())
+            .bind(&w.name)
+            .bind(&w.shop_id)
+            .bind(w.method.as_str())
+            .bind(w.plugin.as_ref().map(|p| p.name.clone()))
+            .bind(w.plugin.as_ref().and_then(|p| p.version.clone()))
+            .bind(config_json(&w.config))
+            .bind(w.deleted)
+            .bind(&w.disabled_reason)
+            .bind(w.modified)
+            .bind(&w.id)
+            .bind(w.organization_id.as_str())
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Rotates a (not deleted) subscription's signing secret in one
+    /// statement: the current secret becomes the previous one, signing
+    /// until `previous_expires`, and `secret` the current one.
+    pub async fn rotate_webhook_secret(
+        &self,
+        organization_id: &OrgId,
+        id: &str,
+        secret: &Secret,
+        previous_expires: EpochMs,
+        now: EpochMs,
+    ) -> Result<(), StoreError> {
+        let slot = SecretSlot {
+            organization: organization_id.as_str(),
+            row: id,
+            column: WEBHOOK_SIGNING_SECRET,
+        };
+        let sealed = self.cipher.encrypt(secret.expose(), slot);
+        let updated = with_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE webhooks SET previous_secret = secret, previous_secret_expires = $1, secret = $2, \
+                 modified = CASE WHEN modified >= $3 THEN modified + 1 ELSE $3 END \
+                 WHERE id = $4 AND organization_id = $5 AND NOT deleted",
+            )
+            .bind(previous_expires)
+            .bind(sealed)
+            .bind(now)
+            .bind(id)
+            .bind(organization_id.as_str())
+            .execute(p)
+            .await?
+            .rows_affected()
         });
         if updated == 0 {
             return Err(StoreError::NotFound);

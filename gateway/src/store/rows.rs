@@ -3,6 +3,7 @@
 //! a side effect of a domain or wire type.
 
 use super::StoreError;
+use super::management::WEBHOOK_SIGNING_SECRET;
 use super::queue::executor::{FromRow, Row};
 use crate::model::{
     Attempt, Authentication, Delivery, DeliveryStatus, Event, Hook, Integration, Method, OrgId,
@@ -199,7 +200,7 @@ impl WebhookRow {
 
     fn into_domain_with(self, decrypt: Decrypt<'_>) -> Result<Webhook, StoreError> {
         let previous_secret = match (self.previous_secret, self.previous_secret_expires) {
-            (Some(s), Some(expires)) => Some((decrypt(&s, "previous_secret")?, expires)),
+            (Some(s), Some(expires)) => Some((decrypt(&s, WEBHOOK_SIGNING_SECRET)?, expires)),
             _ => None,
         };
         Ok(Webhook {
@@ -212,7 +213,7 @@ impl WebhookRow {
             method: method(&self.method)?,
             plugin: plugin_ref(self.plugin_name, self.plugin_version),
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
-            secret: decrypt(&self.secret, "secret")?,
+            secret: decrypt(&self.secret, WEBHOOK_SIGNING_SECRET)?,
             previous_secret,
             deleted: self.deleted,
             disabled_reason: self.disabled_reason,
