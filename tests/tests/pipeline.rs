@@ -733,6 +733,30 @@ async fn a_route_failing_for_too_long_is_disabled() {
         )
         .await;
     assert_eq!(w["data"]["disabledReason"], Value::Null);
+    // ... with a fresh failure streak: its next failure does not disable it
+    // again at once.
+    let fourth = post_event(&gw, &key, json!({"type": "t.broken", "payload": {}})).await;
+    let delivery = fourth["deliveries"][0].as_str().expect("routed again");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, d) = gw
+            .call(
+                Method::GET,
+                &format!("/v1/deliveries/{delivery}"),
+                &key,
+                None,
+            )
+            .await;
+        if d["data"]["attemptCount"].as_i64() >= Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, w) = gw
+        .call(Method::GET, &format!("/v1/webhooks/{wid}"), &key, None)
+        .await;
+    assert_eq!(w["data"]["disabledReason"], Value::Null, "{w}");
 }
 
 /// Payloads are carried byte for byte: big integers, long decimals, key

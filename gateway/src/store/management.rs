@@ -268,7 +268,7 @@ impl Store {
             insert_hooks!(tx, i);
             tx.commit().await?;
         });
-        Ok(())
+        self.forget_failures(&i.id).await
     }
 
     /// An integration of `organization_id`.
@@ -423,6 +423,17 @@ impl Store {
         if updated == 0 {
             return Err(StoreError::NotFound);
         }
+        self.forget_failures(&w.id).await
+    }
+
+    /// Ends a route's failure streak: after it was changed (re-enabled, a
+    /// new URL), its next failure starts a new one rather than disabling it
+    /// at once.
+    async fn forget_failures(&self, target_id: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM target_health WHERE target_id = $1";
+        with_pool!(self, |p| drop(
+            sqlx::query(sql).bind(target_id).execute(p).await?
+        ));
         Ok(())
     }
 
