@@ -450,3 +450,46 @@ async fn a_token_echoed_by_a_receiver_is_not_recorded() {
         "sent, and sent again after a refresh"
     );
 }
+
+/// One URL of a subscription answering 410 fails its own delivery; the
+/// subscription and its other URLs keep receiving.
+#[tokio::test]
+async fn one_gone_url_does_not_disable_its_subscription() {
+    let gw = gateway(&[]).await;
+    let (_, key) = gw.organization("g").await;
+    let gone = Receiver::scripted(|_, _| Reply::status(410)).await;
+    let fine = Receiver::ok().await;
+    let (status, w) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "t", "webHookUrls": [gone.url, fine.url]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{w}");
+    let wid = w["data"]["id"].as_str().expect("id").to_owned();
+    for n in 0..2 {
+        let (status, accepted) = gw
+            .call(
+                Method::POST,
+                "/v1/events",
+                &key,
+                Some(json!({"type": "t", "payload": {"n": n}})),
+            )
+            .await;
+        assert_eq!(status, 202);
+        assert_eq!(
+            accepted["data"]["deliveries"].as_array().map(Vec::len),
+            Some(2)
+        );
+        for id in accepted["data"]["deliveries"].as_array().expect("ids") {
+            settled(&gw, &key, id.as_str().expect("id")).await;
+        }
+    }
+    assert_eq!((gone.received().len(), fine.received().len()), (2, 2));
+    let (_, w) = gw
+        .call(Method::GET, &format!("/v1/webhooks/{wid}"), &key, None)
+        .await;
+    assert_eq!(w["data"]["disabledReason"], Value::Null, "{w}");
+}

@@ -22,6 +22,15 @@ impl Target {
         }
     }
 
+    /// How many endpoints it sends to: an integration's hooks, a
+    /// subscription's URLs.
+    pub fn endpoint_count(&self) -> usize {
+        match self {
+            Self::Integration(i) => i.hooks.len(),
+            Self::Webhook(w) => w.urls.len(),
+        }
+    }
+
     /// The owning organization.
     pub fn organization_id(&self) -> &OrgId {
         match self {

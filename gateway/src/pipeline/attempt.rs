@@ -94,7 +94,7 @@ impl Chain {
                 refreshed = true;
                 continue;
             }
-            return Ok(Outcome::from(response));
+            return Ok(Outcome::from(response).for_route(target.endpoint_count()));
         }
     }
 

@@ -10,7 +10,7 @@ use super::authorize::{AuthorizeError, TokenProblem};
 use super::deliver::{DeliverError, DestinationBusy, Response};
 use super::sign::SignError;
 use super::transform::TransformError;
-use crate::model::{Attempt, Delivery, DeliveryStatus, EpochMs, now_ms};
+use crate::model::{Attempt, Delivery, DeliveryStatus, EpochMs, endpoint, now_ms};
 use crate::store::{Recorded, RouteHealth, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +123,26 @@ impl From<Response> for Outcome {
             410 => Self::Gone { excerpt: r.excerpt },
             408 | 429 | 500..=599 => Self::Retry(failure(r)),
             _ => Self::Failed(failure(r)),
+        }
+    }
+}
+
+impl Outcome {
+    /// The outcome for a route with `endpoints` endpoints: a 410 from one
+    /// of several fails that delivery only, and leaves the route (and its
+    /// other endpoints) enabled; a 410 from a route's only endpoint disables
+    /// the route.
+    pub fn for_route(self, endpoints: usize) -> Self {
+        match self {
+            Self::Gone { excerpt } if endpoints > 1 => Self::Failed(Failure {
+                error: "receiver answered 410 Gone (the route's other endpoints stay enabled)"
+                    .into(),
+                status: Some(410),
+                excerpt: Some(excerpt),
+                retry_after: None,
+                at_receiver: true,
+            }),
+            other => other,
         }
     }
 }
@@ -299,7 +319,10 @@ impl Recorder {
         metrics::counter!("hookgate_deliveries_total", "outcome" => outcome.label()).increment(1);
         log(delivery, made, &outcome, next);
         if let Outcome::Gone { .. } = outcome {
-            let reason = format!("endpoint {} answered 410 Gone", delivery.endpoint);
+            let reason = format!(
+                "endpoint {} answered 410 Gone",
+                endpoint::loggable(&delivery.endpoint)
+            );
             self.disable(delivery, &reason).await?;
         }
         let recorded = Self::recorded(delivery, lease, started, now, outcome, next);
@@ -368,7 +391,10 @@ impl Recorder {
                 )
             }
             Outcome::Gone { excerpt } => {
-                let error = format!("endpoint {} answered 410 Gone", delivery.endpoint);
+                let error = format!(
+                    "endpoint {} answered 410 Gone",
+                    endpoint::loggable(&delivery.endpoint)
+                );
                 (
                     attempt(Some(410), Some(error.clone()), Some(excerpt)),
                     Some(error),
