@@ -111,7 +111,7 @@ pub async fn build(
     let pipeline = Pipeline::new(store.clone(), registry.clone(), settings.workers.clone());
     let metrics = metrics_handle();
     if let Some(handle) = metrics.clone() {
-        tokio::spawn(metrics_upkeep(handle, cancel.clone()));
+        tokio::spawn(metrics_upkeep(handle, store.clone(), cancel.clone()));
     }
     let state = AppState {
         pipeline: pipeline.clone(),
@@ -167,19 +167,41 @@ fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Drains histogram samples into their summaries every few seconds: the
+/// Drains histogram samples into their summaries every few seconds (the
 /// recorder keeps every sample until then, so without it a gateway nobody
-/// scrapes would grow without bound.
-async fn metrics_upkeep(handle: PrometheusHandle, cancel: CancellationToken) {
+/// scrapes would grow without bound), and counts the deliveries by status
+/// every [`QUEUE_COUNT_EVERY`]: a scrape only renders, so however often
+/// `/metrics` is asked, the database is counted at that pace.
+async fn metrics_upkeep(handle: PrometheusHandle, store: Store, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut counted: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {
                 let handle = handle.clone();
                 let _ = tokio::task::spawn_blocking(move || handle.run_upkeep()).await;
+                if counted.is_none_or(|at| at.elapsed() >= QUEUE_COUNT_EVERY) {
+                    counted = Some(tokio::time::Instant::now());
+                    count_deliveries(&store).await;
+                }
             }
         }
+    }
+}
+
+/// How often deliveries are counted by status for `/metrics`.
+const QUEUE_COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn count_deliveries(store: &Store) {
+    match store.delivery_counts().await {
+        Ok(counts) => {
+            for status in crate::model::DeliveryStatus::ALL {
+                let n = counts.get(status.as_str()).copied().unwrap_or(0);
+                metrics::gauge!("hookgate_deliveries", "status" => status.as_str()).set(n as f64);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not count deliveries for /metrics"),
     }
 }
 

@@ -468,3 +468,39 @@ fn deeply_nested_payloads_fit_the_plugin_stack() {
     }
     assert_eq!(body, json!({"leafValue": 1}));
 }
+
+/// Idle reused instances hold at most a quarter of the pool: many
+/// integrations with one event each cannot fill it and leave every other
+/// plugin (of every tenant) without a slot.
+#[test]
+fn idle_reused_instances_never_fill_the_pool() {
+    let rt = Runtime::new(RuntimeConfig {
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let reused = rt
+        .load(
+            "misbehave",
+            &plugin_bytes("misbehave"),
+            InstanceMode::Reuse { max_events: 1_000 },
+        )
+        .expect("load");
+    for n in 0..32 {
+        assert_eq!(counter(&rt, &reused, &format!("int_{n}")), 1, "int_{n}");
+    }
+    // The first integrations kept their instance (within the idle share)...
+    assert_eq!(counter(&rt, &reused, "int_0"), 2);
+    // ... and a fresh-instance plugin still finds slots.
+    let fresh = rt
+        .load("partner", &plugin_bytes("partner"), InstanceMode::Fresh)
+        .expect("load");
+    for _ in 0..8 {
+        rt.transform(
+            &fresh,
+            &event("order_created", &sample_order()),
+            &config(&[("companyId", "c")]),
+        )
+        .expect("a slot is free");
+    }
+}

@@ -32,16 +32,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Queue depth, by status, read when scraped.
-    match state.store.delivery_counts().await {
-        Ok(counts) => {
-            for status in crate::model::DeliveryStatus::ALL {
-                let n = counts.get(status.as_str()).copied().unwrap_or(0);
-                metrics::gauge!("hookgate_deliveries", "status" => status.as_str()).set(n as f64);
-            }
-        }
-        Err(error) => tracing::warn!(%error, "could not count deliveries for /metrics"),
-    }
+    // Only renders: the queue gauges are counted on a schedule (server.rs),
+    // so a scrape storm puts no load on the database.
     let body = state
         .metrics
         .as_ref()

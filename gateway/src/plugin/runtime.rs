@@ -11,7 +11,7 @@ use crate::pipeline::request::plugin_may_set;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -99,6 +99,11 @@ pub struct Runtime {
     limits: Limits,
     cache: Option<CompileCache>,
     stop_ticker: Arc<AtomicBool>,
+    /// Idle reused instances kept, across plugins, and the most allowed: a
+    /// quarter of the pool's slots, so idle instances can never take the
+    /// slots transforms need.
+    idle: Arc<AtomicUsize>,
+    max_idle: usize,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -141,10 +146,27 @@ struct Warm {
     store: Store<HostState>,
     bindings: Integration,
     served: u32,
+    /// Set while it waits in an idle pool: counts it in the runtime's idle
+    /// total, and since when it waits.
+    parked: Option<Parked>,
+}
+
+/// One idle instance counted in the runtime's total, until dropped.
+struct Parked {
+    idle: Arc<AtomicUsize>,
+    since: std::time::Instant,
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.idle.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Idle instances kept per integration in reuse mode.
 const MAX_IDLE_PER_INTEGRATION: usize = 4;
+/// An idle instance unused this long is dropped rather than reused.
+const IDLE_TTL: Duration = Duration::from_secs(60);
 
 impl Plugin {
     /// The plugin's name.
@@ -294,6 +316,8 @@ impl Runtime {
         }
         let cache = config.cache_dir.map(|dir| CompileCache::new(dir, &engine));
         Ok(Self {
+            idle: Arc::default(),
+            max_idle: (n as usize / 4).max(1),
             engine,
             linker,
             limits,
@@ -426,6 +450,7 @@ impl Runtime {
             store,
             bindings,
             served: 0,
+            parked: None,
         })
     }
 
@@ -512,22 +537,43 @@ impl Runtime {
             .map(Outcome::Deliver)
     }
 
+    /// An idle instance of `plugin` for `integration`, if one waits; those
+    /// idle past [`IDLE_TTL`] are dropped on the way (theirs and every
+    /// other integration's of this plugin).
     fn take_idle(&self, plugin: &Plugin, integration: &str) -> Option<Warm> {
         if plugin.mode == InstanceMode::Fresh {
             return None;
         }
         let mut idle = plugin.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.get_mut(integration).and_then(Vec::pop)
+        idle.retain(|_, warm| {
+            warm.retain(|w| {
+                w.parked
+                    .as_ref()
+                    .is_some_and(|p| p.since.elapsed() < IDLE_TTL)
+            });
+            !warm.is_empty()
+        });
+        let mut warm = idle.get_mut(integration).and_then(Vec::pop)?;
+        warm.parked = None;
+        Some(warm)
     }
 
-    fn put_idle(&self, plugin: &Plugin, integration: &str, warm: Warm) {
+    /// Keeps `warm` for the next event of `integration`, unless the pool
+    /// has its share of idle instances already (then it is dropped, and its
+    /// slot freed).
+    fn put_idle(&self, plugin: &Plugin, integration: &str, mut warm: Warm) {
+        if self.idle.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
+            self.idle.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        warm.parked = Some(Parked {
+            idle: self.idle.clone(),
+            since: std::time::Instant::now(),
+        });
         let mut idle = plugin.idle.lock().unwrap_or_else(|e| e.into_inner());
-        match idle.get_mut(integration) {
-            Some(slot) if slot.len() < MAX_IDLE_PER_INTEGRATION => slot.push(warm),
-            Some(_) => {}
-            None => {
-                idle.insert(integration.to_owned(), vec![warm]);
-            }
+        let slot = idle.entry(integration.to_owned()).or_default();
+        if slot.len() < MAX_IDLE_PER_INTEGRATION {
+            slot.push(warm);
         }
     }
 }
