@@ -431,9 +431,11 @@ impl Store {
     /// at once.
     async fn forget_failures(&self, target_id: &str) -> Result<(), StoreError> {
         let sql = "DELETE FROM target_health WHERE target_id = $1";
-        with_pool!(self, |p| drop(
-            sqlx::query(sql).bind(target_id).execute(p).await?
-        ));
+        with_pool!(self, |p| sqlx::query(sql)
+            .bind(target_id)
+            .execute(p)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 
