@@ -46,11 +46,7 @@ impl Chain {
         // `instrument`, not `enter`: the span must follow the future across awaits.
         async {
             let started = now_ms();
-            let attempt = AssertUnwindSafe(self.attempt(&mut delivery, event, lease));
-            let outcome = match attempt.catch_unwind().await {
-                Ok(Ok(outcome) | Err(outcome)) => outcome,
-                Err(panic) => Outcome::panicked(panic.as_ref()),
-            };
+            let outcome = guarded(self.attempt(&mut delivery, event, lease)).await;
             if let Err(error) = self.recorder.record(&delivery, lease, started, outcome).await {
                 tracing::warn!(%error, "could not record the outcome; the lease will expire and the delivery will be tried again");
             }
@@ -184,5 +180,44 @@ impl Chain {
         metrics::histogram!("hookgate_attempt_duration_seconds")
             .record(sent.elapsed().as_secs_f64());
         Ok(response?)
+    }
+}
+
+/// What `attempt` came to, or, if it panicked, that panic as the attempt's
+/// error (retried on the schedule, so a job that keeps panicking ends dead
+/// instead of being claimed again forever).
+async fn guarded(attempt: impl Future<Output = Result<Outcome, Outcome>>) -> Outcome {
+    match AssertUnwindSafe(attempt).catch_unwind().await {
+        Ok(Ok(outcome) | Err(outcome)) => outcome,
+        Err(panic) => Outcome::panicked(panic.as_ref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_attempt_becomes_a_recorded_retry() {
+        let outcome = guarded(async {
+            let lifetime = std::time::Duration::from_secs(u64::MAX);
+            let _ = Instant::now() + lifetime;
+            Ok(Outcome::Dropped("unreachable".into()))
+        })
+        .await;
+        let Outcome::Retry(failure) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            failure
+                .error
+                .starts_with("internal error: the attempt panicked: overflow"),
+            "{}",
+            failure.error
+        );
+        assert_eq!(
+            guarded(async { Err(Outcome::Dropped("no".into())) }).await,
+            Outcome::Dropped("no".into())
+        );
     }
 }
