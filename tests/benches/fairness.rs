@@ -192,12 +192,6 @@ async fn receiver(arrivals: Arrivals, delay: Duration) -> String {
             "ok"
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (url, _) = hookgate_tests::peers::serve(app).await;
     url
 }

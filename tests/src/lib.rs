@@ -458,6 +458,21 @@ impl GatewayProcess {
         );
     }
 
+    /// Creates an organization with the admin key; its API key.
+    pub async fn organization(&self, name: &str) -> String {
+        let org: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/v1/organizations", self.url))
+            .bearer_auth(ADMIN_KEY)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("organization")
+            .json()
+            .await
+            .expect("json");
+        org["data"]["apiKey"].as_str().expect("apiKey").to_owned()
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

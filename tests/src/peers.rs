@@ -9,6 +9,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Serves `app` on a new loopback port: its `http://127.0.0.1:PORT`, and
+/// the task serving it (aborted when dropped by the caller, or left to run).
+pub async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, server)
+}
+
 /// One request a receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -101,13 +114,7 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(receive)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, server) = serve(app).await;
         Self {
             url,
             state,
@@ -212,13 +219,8 @@ impl TokenServer {
         let app = axum::Router::new()
             .route("/token", axum::routing::post(issue))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, server) = serve(app).await;
+        let url = format!("{url}/token");
         Self {
             url,
             state,

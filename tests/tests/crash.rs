@@ -3,8 +3,8 @@
 //! 202 is delivered, duplicates carry the same `webhook-id` and body.
 
 use hookgate_tests::peers::Receiver;
-use hookgate_tests::{ADMIN_KEY, GatewayProcess, free_port};
-use serde_json::{Value, json};
+use hookgate_tests::{GatewayProcess, free_port};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,17 +31,7 @@ async fn sigkill_under_load_loses_nothing() {
     })
     .await;
 
-    let org: Value = http
-        .post(format!("{}/v1/organizations", gw.url))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "crash"}))
-        .send()
-        .await
-        .expect("org")
-        .json()
-        .await
-        .expect("json");
-    let key = org["data"]["apiKey"].as_str().expect("key").to_owned();
+    let key = gw.organization("crash").await;
     let created = http
         .post(format!("{}/v1/webhooks", gw.url))
         .bearer_auth(&key)

@@ -136,13 +136,7 @@ async fn hostile_token_endpoint() -> String {
         .route("/forever", axum::routing::post(forever))
         .route("/flood", axum::routing::post(flood))
         .route("/control", axum::routing::post(control));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (url, _) = hookgate_tests::peers::serve(app).await;
     url
 }
 
@@ -381,17 +375,7 @@ async fn deliveries_do_not_go_through_a_proxy_from_the_environment() {
         .no_proxy()
         .build()
         .expect("client");
-    let org: Value = http
-        .post(format!("{}/v1/organizations", gw.url))
-        .bearer_auth(hookgate_tests::ADMIN_KEY)
-        .json(&json!({"name": "p"}))
-        .send()
-        .await
-        .expect("org")
-        .json()
-        .await
-        .expect("json");
-    let key = org["data"]["apiKey"].as_str().expect("key").to_owned();
+    let key = gw.organization("p").await;
     let status = http
         .post(format!("{}/v1/webhooks", gw.url))
         .bearer_auth(&key)

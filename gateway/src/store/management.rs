@@ -393,7 +393,8 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a webhook subscription (same id and owner), secrets included.
+    /// Replaces a webhook subscription (same id and owner), all but its
+    /// signing secrets.
     pub async fn update_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
         // The signing secrets are not written here: only a rotation changes
         // them, atomically, so a PUT racing a rotation cannot undo it.
