@@ -2,8 +2,8 @@
 //! file and PostgreSQL (`HOOKGATE_TEST_POSTGRES_URL`; required in CI).
 
 use hookgate::model::{
-    ApiKey, Attempt, Authentication, DeliveryStatus, Event, Hook, Integration, Method, OrgId,
-    Organization, PluginRef, PreparedRequest, Secret, Webhook, WebhookFilter,
+    ApiKey, Attempt, Authentication, DeliveryStatus, Event, Filter, Hook, Integration, Method,
+    OrgId, Organization, PluginRef, PreparedRequest, Secret, Webhook, WebhookFilter,
 };
 use hookgate::secrets::Cipher;
 use hookgate::store::{DeliveryFilter, Recorded, RouteHealth, Store, StoreError};
@@ -63,6 +63,9 @@ fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
             version: None,
         }),
         config: BTreeMap::from([("companyId".into(), "c1".into())]),
+        filter: Some(
+            Filter::parse(&serde_json::json!({"payload.total": {"$gte": 10}})).expect("filter"),
+        ),
         enabled: true,
         disabled_reason: None,
         signing_secret: Secret::new("whsec_c2VjcmV0"),
@@ -85,6 +88,7 @@ fn webhook(id: &str, org: &OrgId, topic: &str, shop: Option<&str>, created: i64)
         method: Method::Post,
         plugin: None,
         config: BTreeMap::new(),
+        filter: None,
         secret: Secret::new(format!("whsec_{id}")),
         previous_secret: None,
         deleted: false,
@@ -561,6 +565,33 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
             .len(),
         claim.deliveries.len()
     );
+
+    // A filtered subscription on the same topic: only matching events
+    // (inside the ingest transaction) get its deliveries.
+    let mut filtered = webhook("wh_f", a, "queue.test", None, 501);
+    filtered.urls.truncate(1);
+    filtered.filter =
+        Some(Filter::parse(&serde_json::json!({"payload.n": {"$lt": 100}})).expect("filter"));
+    store
+        .insert_webhook(&filtered)
+        .await
+        .expect("filtered webhook");
+    let skipped = store
+        .ingest(&event(a, "evt_big_n", "queue.test", 999))
+        .await
+        .expect("ingest");
+    assert_eq!(skipped.deliveries.len(), 2, "the filter left its route out");
+    let mut small = event(a, "evt_small_n", "queue.test", 999);
+    small.payload = r#"{"n": 5}"#.into();
+    let all = store.ingest(&small).await.expect("ingest");
+    assert_eq!(all.deliveries.len(), 3, "the filter matched");
+    store
+        .update_webhook(&Webhook {
+            deleted: true,
+            ..filtered
+        })
+        .await
+        .expect("delete");
 }
 
 #[tokio::test]

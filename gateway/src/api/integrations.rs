@@ -6,7 +6,7 @@ use super::extract::{JsonBody, OrgAuth, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
 use crate::model::{
-    Authentication, Hook, Integration, Method, PluginRef, Secret, endpoint, new_id, now_ms,
+    Authentication, Filter, Hook, Integration, Method, PluginRef, Secret, endpoint, new_id, now_ms,
 };
 use crate::pipeline::request::is_gateway_owned;
 use crate::secrets;
@@ -37,6 +37,12 @@ pub struct IntegrationIn {
     pub plugin: Option<PluginRefIn>,
     /// String values the plugin reads with `config(key)`.
     pub config: Option<BTreeMap<String, String>>,
+    /// Only events that match create deliveries (to each hook): dotted
+    /// paths into `{type, shopId, payload}` with values or operator objects
+    /// (`$eq $ne $gt $gte $lt $lte $in $nin $exists`), combined with `$and
+    /// $or $not`.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     /// Whether events are routed to it (default true).
     pub enabled: Option<bool>,
     /// Read-only; accepted (and ignored) so a fetched integration can be sent back.
@@ -122,6 +128,9 @@ pub struct IntegrationOut {
     pub plugin: Option<PluginRefOut>,
     /// Plugin configuration.
     pub config: BTreeMap<String, String>,
+    /// The filter, as written.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     /// Whether events are routed to it.
     pub enabled: bool,
     /// Why the gateway disabled it, if it did.
@@ -202,6 +211,7 @@ impl From<&Integration> for IntegrationOut {
             }),
             plugin: i.plugin.as_ref().map(PluginRefOut::from),
             config: i.config.clone(),
+            filter: i.filter.as_ref().map(|f| f.source().clone()),
             enabled: i.enabled,
             disabled_reason: i.disabled_reason.clone(),
             created: i.created,
@@ -219,6 +229,7 @@ struct Validated {
     authentication: Option<AuthenticationDraft>,
     plugin: Option<PluginRef>,
     config: BTreeMap<String, String>,
+    filter: Option<Filter>,
     enabled: bool,
 }
 
@@ -290,6 +301,7 @@ impl IntegrationIn {
         let plugin = self.plugin.and_then(|r| r.validate("plugin", &mut p));
         let config = self.config.unwrap_or_default();
         super::validate_config(&config, &mut p);
+        let filter = p.filter(self.filter);
         p.finish()?;
         Ok(Validated {
             name: name.unwrap_or_default(),
@@ -298,6 +310,7 @@ impl IntegrationIn {
             authentication,
             plugin,
             config,
+            filter,
             enabled: self.enabled.unwrap_or(true),
         })
     }
@@ -445,6 +458,7 @@ pub async fn create(
         authentication: resolve_auth(v.authentication, None)?,
         plugin: v.plugin,
         config: v.config,
+        filter: v.filter,
         enabled: v.enabled,
         disabled_reason: None,
         signing_secret: Secret::new(secrets::new_signing_secret()),
@@ -523,6 +537,7 @@ pub async fn update(
         authentication: resolve_auth(v.authentication, existing.authentication.as_ref())?,
         plugin: v.plugin,
         config: v.config,
+        filter: v.filter,
         // Re-enabling clears the reason the gateway disabled it for.
         disabled_reason: if v.enabled {
             None

@@ -1,6 +1,7 @@
 //! Field checks shared by the management API's request types.
 
 use super::error::FieldError;
+use crate::model::Filter;
 use std::net::IpAddr;
 
 /// Collects field problems.
@@ -51,6 +52,21 @@ impl Problems {
         match check_url(value, allow_private) {
             Ok(()) => {}
             Err(problem) => self.add(field, problem),
+        }
+    }
+
+    /// Parses a route's filter (`null` or absent: none), naming the part
+    /// that is wrong (`filter.payload.total.$gt`).
+    pub fn filter(&mut self, value: Option<serde_json::Value>) -> Option<Filter> {
+        match value {
+            None | Some(serde_json::Value::Null) => None,
+            Some(value) => match Filter::parse(&value) {
+                Ok(filter) => Some(filter),
+                Err(e) => {
+                    self.add(e.at, e.problem);
+                    None
+                }
+            },
         }
     }
 

@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, OrgAuth, PageRequest, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
-use crate::model::{Method, PluginRef, Secret, Webhook, WebhookFilter, new_id, now_ms};
+use crate::model::{Filter, Method, PluginRef, Secret, Webhook, WebhookFilter, new_id, now_ms};
 use crate::secrets;
 use axum::extract::State;
 use axum::response::Response;
@@ -38,6 +38,11 @@ pub struct WebhookIn {
     pub plugin: Option<PluginRefIn>,
     /// Plugin configuration.
     pub config: Option<BTreeMap<String, String>>,
+    /// Only events that match create deliveries: dotted paths into
+    /// `{type, shopId, payload}` with values or operator objects (`$eq $ne
+    /// $gt $gte $lt $lte $in $nin $exists`), combined with `$and $or $not`.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     /// Read-only; ignored (lets a fetched object be sent back whole).
     #[schema(read_only)]
     #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
@@ -94,6 +99,9 @@ pub struct WebhookOut {
     pub plugin: Option<PluginRefOut>,
     /// Plugin configuration.
     pub config: BTreeMap<String, String>,
+    /// The filter, as written.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     /// Created, epoch ms.
     pub created: i64,
     /// Modified, epoch ms.
@@ -123,6 +131,7 @@ impl From<&Webhook> for WebhookOut {
             method: w.method.as_str().to_owned(),
             plugin: w.plugin.as_ref().map(PluginRefOut::from),
             config: w.config.clone(),
+            filter: w.filter.as_ref().map(|f| f.source().clone()),
             created: w.created,
             modified: w.modified,
             deleted: w.deleted,
@@ -141,6 +150,7 @@ struct Validated {
     method: Method,
     plugin: Option<PluginRef>,
     config: BTreeMap<String, String>,
+    filter: Option<Filter>,
 }
 
 impl WebhookIn {
@@ -198,6 +208,7 @@ impl WebhookIn {
         let plugin = self.plugin.and_then(|r| r.validate("plugin", &mut p));
         let config = self.config.unwrap_or_default();
         super::validate_config(&config, &mut p);
+        let filter = p.filter(self.filter);
         p.finish()?;
         Ok(Validated {
             topic: topic.unwrap_or_default(),
@@ -207,6 +218,7 @@ impl WebhookIn {
             method,
             plugin,
             config,
+            filter,
         })
     }
 }
@@ -257,6 +269,7 @@ pub async fn create(
         method: v.method,
         plugin: v.plugin,
         config: v.config,
+        filter: v.filter,
         secret: Secret::new(secrets::new_signing_secret()),
         previous_secret: None,
         deleted: false,
@@ -346,6 +359,7 @@ pub async fn update(
         method: v.method,
         plugin: v.plugin,
         config: v.config,
+        filter: v.filter,
         disabled_reason: None,
         modified: now_ms().max(existing.modified + 1),
         ..existing

@@ -1,9 +1,11 @@
 //! Domain types: what the gateway stores and routes by, free of HTTP and SQL.
 
 pub mod endpoint;
+mod filter;
 mod ids;
 mod target;
 
+pub use filter::{Filter, FilterError, FilterInput};
 pub use ids::OrgId;
 pub use target::Target;
 
@@ -189,6 +191,8 @@ pub struct Integration {
     pub plugin: Option<PluginRef>,
     /// Values the plugin reads with `config(key)`.
     pub config: BTreeMap<String, String>,
+    /// Only events that match create deliveries (to each of its hooks).
+    pub filter: Option<Filter>,
     /// Whether events are routed to it.
     pub enabled: bool,
     /// Why the gateway disabled it, if it did.
@@ -222,6 +226,8 @@ pub struct Webhook {
     pub plugin: Option<PluginRef>,
     /// Plugin configuration.
     pub config: BTreeMap<String, String>,
+    /// Only events that match create deliveries.
+    pub filter: Option<Filter>,
     /// Signing secret, `whsec_…` (stored encrypted).
     pub secret: Secret,
     /// The previous secret, still signing until `previous_secret_expires`.
@@ -312,6 +318,8 @@ pub struct Route {
     pub endpoint: String,
     /// The method.
     pub method: Method,
+    /// Only events that match go this way.
+    pub filter: Option<std::sync::Arc<Filter>>,
 }
 
 /// Where a delivery stands.

@@ -1,6 +1,6 @@
 //! Organizations, API keys, integrations and webhook subscriptions.
 
-use super::rows::{IntegrationRow, WebhookRow, auth_json, config_json, hooks_json};
+use super::rows::{IntegrationRow, WebhookRow, auth_json, config_json, filter_json, hooks_json};
 use super::{Store, StoreError, conflict, with_pool};
 use crate::model::{
     ApiKey, EpochMs, Integration, OrgId, Organization, Page, Secret, Webhook, WebhookFilter,
@@ -8,9 +8,9 @@ use crate::model::{
 use crate::secrets::SecretSlot;
 
 const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks, authentication, client_secret, \
-     signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified";
+     signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified, filter";
 const WEBHOOK_COLUMNS: &str = "id, organization_id, topic, urls, name, shop_id, method, plugin_name, plugin_version, \
-     config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified";
+     config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified, filter";
 
 /// Where an integration's secret column is stored.
 fn slot<'a>(i: &'a Integration, column: &'static str) -> SecretSlot<'a> {
@@ -194,7 +194,7 @@ impl Store {
     /// Stores a new integration and its routing rows.
     pub async fn insert_integration(&self, i: &Integration) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         );
         let cipher = &self.cipher;
         with_pool!(self, |p| {
@@ -219,6 +219,7 @@ impl Store {
                 .bind(&i.disabled_reason)
                 .bind(i.created)
                 .bind(i.modified)
+                .bind(filter_json(&i.filter))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, "integration"))?;
@@ -236,7 +237,7 @@ impl Store {
             let updated = sqlx::query(
                 "UPDATE integrations SET name = $1, description = $2, hooks = $3, authentication = $4, client_secret = $5, \
                  signing_secret = $6, plugin_name = $7, plugin_version = $8, config = $9, enabled = $10, \
-                 disabled_reason = $11, modified = $12 WHERE id = $13 AND organization_id = $14",
+                 disabled_reason = $11, modified = $12, filter = $13 WHERE id = $14 AND organization_id = $15",
             )
             .bind(&i.name)
             .bind(&i.description)
@@ -250,6 +251,7 @@ impl Store {
             .bind(i.enabled)
             .bind(&i.disabled_reason)
             .bind(i.modified)
+            .bind(filter_json(&i.filter))
             .bind(&i.id)
             .bind(i.organization_id.as_str())
             .execute(&mut *tx)
@@ -355,8 +357,8 @@ impl Store {
     /// limit of subscriptions already ([`StoreError::TooManySubscriptions`]).
     pub async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
-             WHERE (SELECT COUNT(*) FROM webhooks WHERE organization_id = $2 AND NOT deleted) < $18"
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 \
+             WHERE (SELECT COUNT(*) FROM webhooks WHERE organization_id = $2 AND NOT deleted) < $19"
         );
         let limit = self.limits.subscriptions_per_organization;
         let cipher = &self.cipher;
@@ -382,6 +384,7 @@ impl Store {
             .bind(&w.disabled_reason)
             .bind(w.created)
             .bind(w.modified)
+            .bind(filter_json(&w.filter))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .execute(p)
             .await
@@ -401,8 +404,8 @@ impl Store {
         let updated = with_pool!(self, |p| {
             sqlx::query(
                 "UPDATE webhooks SET topic = $1, urls = $2, name = $3, shop_id = $4, method = $5, plugin_name = $6, \
-                 plugin_version = $7, config = $8, deleted = $9, disabled_reason = $10, modified = $11 \
-                 WHERE id = $12 AND organization_id = $13",
+                 plugin_version = $7, config = $8, deleted = $9, disabled_reason = $10, modified = $11, \
+                 filter = $12 WHERE id = $13 AND organization_id = $14",
             )
             .bind(&w.topic)
             .bind(serde_json::to_string(&w.urls).unwrap_or_default())
@@ -415,6 +418,7 @@ impl Store {
             .bind(w.deleted)
             .bind(&w.disabled_reason)
             .bind(w.modified)
+            .bind(filter_json(&w.filter))
             .bind(&w.id)
             .bind(w.organization_id.as_str())
             .execute(p)

@@ -6,8 +6,8 @@ use super::StoreError;
 use super::management::WEBHOOK_SIGNING_SECRET;
 use super::queue::executor::{FromRow, Row};
 use crate::model::{
-    Attempt, Authentication, Delivery, DeliveryStatus, Event, Hook, Integration, Method, OrgId,
-    PluginRef, Secret, TargetKind, Webhook,
+    Attempt, Authentication, Delivery, DeliveryStatus, Event, Filter, Hook, Integration, Method,
+    OrgId, PluginRef, Secret, TargetKind, Webhook,
 };
 use crate::secrets::{Cipher, SecretSlot};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ pub(super) struct IntegrationRow {
     pub disabled_reason: Option<String>,
     pub created: i64,
     pub modified: i64,
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -51,6 +52,7 @@ pub(super) struct WebhookRow {
     pub disabled_reason: Option<String>,
     pub created: i64,
     pub modified: i64,
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,6 +93,21 @@ pub(super) fn method(s: &str) -> Result<Method, StoreError> {
 
 pub(super) fn plugin_ref(name: Option<String>, version: Option<String>) -> Option<PluginRef> {
     name.map(|name| PluginRef { name, version })
+}
+
+/// A stored filter (JSON as written), parsed again.
+pub(super) fn stored_filter(text: Option<&str>) -> Result<Option<Filter>, StoreError> {
+    text.map(|text| {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| corrupt("filter", e))?;
+        Filter::parse(&value).map_err(|e| corrupt("filter", e))
+    })
+    .transpose()
+}
+
+/// A filter as stored: the JSON it was written as.
+pub(super) fn filter_json(filter: &Option<Filter>) -> Option<String> {
+    filter.as_ref().map(|f| f.source().to_string())
 }
 
 pub(super) fn config_json(config: &BTreeMap<String, String>) -> String {
@@ -169,6 +186,7 @@ impl IntegrationRow {
             authentication,
             plugin: plugin_ref(self.plugin_name, self.plugin_version),
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
+            filter: stored_filter(self.filter.as_deref())?,
             enabled: self.enabled,
             disabled_reason: self.disabled_reason,
             signing_secret,
@@ -213,6 +231,7 @@ impl WebhookRow {
             method: method(&self.method)?,
             plugin: plugin_ref(self.plugin_name, self.plugin_version),
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
+            filter: stored_filter(self.filter.as_deref())?,
             secret: decrypt(&self.secret, WEBHOOK_SIGNING_SECRET)?,
             previous_secret,
             deleted: self.deleted,

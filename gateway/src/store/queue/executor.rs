@@ -121,9 +121,9 @@ impl FromRow for (String, i64) {
     }
 }
 
-impl FromRow for (String, String, String) {
+impl FromRow for (String, String, String, Option<String>) {
     fn from_row(row: &impl Row) -> Result<Self, StoreError> {
-        Ok((row.text(0)?, row.text(1)?, row.text(2)?))
+        Ok((row.text(0)?, row.text(1)?, row.text(2)?, row.opt_text(3)?))
     }
 }
 

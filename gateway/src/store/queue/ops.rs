@@ -8,13 +8,14 @@ use super::executor::{Dialect, Executor, FromRow, Param, Row};
 use super::sql::{self, MultiRow, chunks};
 use super::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
 use crate::model::{
-    Delivery, DeliveryStatus, EpochMs, Event, Method, OrgId, PreparedRequest, Route, TargetKind,
-    new_id,
+    Delivery, DeliveryStatus, EpochMs, Event, Filter, FilterInput, Method, OrgId, PreparedRequest,
+    Route, TargetKind, new_id,
 };
 use crate::store::StoreError;
-use crate::store::rows::{DeliveryRow, EventRow, method};
+use crate::store::rows::{DeliveryRow, EventRow, method, stored_filter};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// A delivery's identity, enough to fan a transform out.
 #[derive(Debug, Clone)]
@@ -349,7 +350,7 @@ async fn ingest<E: Executor>(
     let mut fits: Vec<&Event> = Vec::with_capacity(distinct.len());
     for &i in &distinct {
         let (e, limit) = op(i);
-        let deliveries = routing[&route_key(e)].len();
+        let deliveries = matching(&routing[&route_key(e)], e).len();
         if deliveries > limit {
             refused.insert(key(e), WriteResult::TooManyDeliveries { deliveries, limit });
         } else {
@@ -458,9 +459,13 @@ async fn insert_routed<'e, E: Executor>(
     let mut created = HashMap::new();
     let mut rows = Vec::new();
     for &e in events {
-        let routes = &routing[&route_key(e)];
+        let routes = matching(&routing[&route_key(e)], e);
         let start = rows.len();
-        rows.extend(routes.iter().map(|route| NewDelivery::routed(e, route)));
+        rows.extend(
+            routes
+                .into_iter()
+                .map(|route| NewDelivery::routed(e, route)),
+        );
         created.insert(key(e), rows[start..].iter().map(|d| d.id.clone()).collect());
     }
     insert_deliveries(db, &rows).await?;
@@ -472,39 +477,62 @@ fn key(e: &Event) -> (&str, &str) {
 }
 
 /// An event's routes: every matching integration hook, then every URL of
-/// every matching subscription.
+/// every matching subscription, each with its route's filter (parsed once
+/// per route here, evaluated per event by [`matching`]).
 async fn routes_of<E: Executor>(db: &mut E, e: &Event) -> Result<Vec<Route>, StoreError> {
     let org = e.organization_id.as_str();
-    let hooks: Vec<(String, String, String)> = db
+    type RouteRow = (String, String, String, Option<String>);
+    let hooks: Vec<RouteRow> = db
         .fetch(sql::ROUTE_HOOKS, &[org.into(), (&e.event_type).into()])
         .await?;
-    let webhooks: Vec<(String, String, String)> = db
+    let webhooks: Vec<RouteRow> = db
         .fetch(
             sql::ROUTE_WEBHOOKS,
             &[org.into(), (&e.event_type).into(), (&e.shop_id).into()],
         )
         .await?;
     let mut routes = Vec::with_capacity(hooks.len() + webhooks.len());
-    for (id, endpoint, m) in hooks {
+    let mut filters: HashMap<String, Option<Arc<Filter>>> = HashMap::new();
+    let mut filter_of = |id: &str, text: Option<String>| -> Result<_, StoreError> {
+        if let Some(parsed) = filters.get(id) {
+            return Ok(parsed.clone());
+        }
+        let parsed = stored_filter(text.as_deref())?.map(Arc::new);
+        filters.insert(id.to_owned(), parsed.clone());
+        Ok(parsed)
+    };
+    for (id, endpoint, m, filter) in hooks {
         routes.push(Route {
             target_kind: TargetKind::Integration,
+            filter: filter_of(&id, filter)?,
             target_id: id,
             endpoint,
             method: method(&m)?,
         });
     }
-    for (id, urls, m) in webhooks {
+    for (id, urls, m, filter) in webhooks {
         let urls: Vec<String> =
             serde_json::from_str(&urls).map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
         let m = method(&m)?;
+        let filter = filter_of(&id, filter)?;
         routes.extend(urls.into_iter().map(|endpoint| Route {
             target_kind: TargetKind::Webhook,
             target_id: id.clone(),
             endpoint,
             method: m,
+            filter: filter.clone(),
         }));
     }
     Ok(routes)
+}
+
+/// The routes of `routes` whose filter `e` matches (all, without filters).
+fn matching<'r>(routes: &'r [Route], e: &Event) -> Vec<&'r Route> {
+    let input = FilterInput::new(&e.event_type, e.shop_id.as_deref(), &e.payload);
+    routes
+        .iter()
+        .filter(|r| r.filter.as_ref().is_none_or(|f| f.matches(&input)))
+        .collect()
 }
 
 /// Transform results: the first request onto the delivery (if its lease

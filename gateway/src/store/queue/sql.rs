@@ -104,13 +104,13 @@ pub(super) const EVENT_DELIVERIES: &str =
 pub(super) const EVENT_DELIVERY_COUNT: &str =
     "SELECT COUNT(*) FROM deliveries WHERE organization_id = $1 AND event_id = $2";
 
-pub(super) const ROUTE_HOOKS: &str = "SELECT h.integration_id, h.endpoint, h.method \
+pub(super) const ROUTE_HOOKS: &str = "SELECT h.integration_id, h.endpoint, h.method, i.filter \
      FROM integration_hooks h \
      JOIN integrations i ON i.id = h.integration_id \
      WHERE h.organization_id = $1 AND h.hook_type = $2 AND i.enabled AND i.disabled_reason IS NULL \
      ORDER BY h.integration_id, h.position";
 
-pub(super) const ROUTE_WEBHOOKS: &str = "SELECT id, urls, method \
+pub(super) const ROUTE_WEBHOOKS: &str = "SELECT id, urls, method, filter \
      FROM webhooks \
      WHERE organization_id = $1 AND topic = $2 AND NOT deleted AND disabled_reason IS NULL AND (shop_id IS NULL OR $3 IS NULL OR shop_id = $3) \
      ORDER BY created, id";

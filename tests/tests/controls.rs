@@ -1,0 +1,103 @@
+//! Delivery controls (`../shared/API.md`, "Delivery controls"): filters on
+//! subscriptions and integrations. A real gateway on SQLite, real receivers.
+
+use hookgate_tests::TestGateway;
+use hookgate_tests::peers::Receiver;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn filters_decide_at_ingest_which_routes_get_a_delivery() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("f").await;
+    let big = Receiver::ok().await;
+    let eur = Receiver::ok().await;
+    let filter = json!({"payload.total": {"$gte": 100}, "$not": {"payload.test": true}});
+    let (status, w) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "order_created", "url": big.url, "filter": filter})),
+        )
+        .await;
+    assert_eq!(status, 201, "{w}");
+    assert_eq!(
+        w["data"]["filter"], filter,
+        "the filter comes back as written"
+    );
+    let (status, i) = gw
+        .call(
+            Method::POST,
+            "/v1/integrations",
+            &key,
+            Some(json!({"name": "eur", "hooks": [{"type": "order_created", "endpoint": eur.url}],
+                        "filter": {"$or": [{"payload.currency": "EUR"}, {"shopId": {"$in": ["s1"]}}]}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{i}");
+
+    let cases = [
+        (json!({"total": 150, "currency": "USD"}), None, 1),
+        (json!({"total": 150, "currency": "EUR"}), None, 2),
+        (
+            json!({"total": 150, "currency": "EUR", "test": true}),
+            None,
+            1,
+        ),
+        (json!({"total": 5, "currency": "USD"}), Some("s1"), 1),
+        (json!({"total": 5, "currency": "USD"}), None, 0),
+    ];
+    for (payload, shop, routed) in cases {
+        let (status, accepted) = gw
+            .call(
+                Method::POST,
+                "/v1/events",
+                &key,
+                Some(json!({"type": "order_created", "payload": payload, "shopId": shop})),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        assert_eq!(
+            accepted["data"]["deliveries"].as_array().map(Vec::len),
+            Some(routed),
+            "{payload} {shop:?}: {accepted}"
+        );
+    }
+    assert_eq!(
+        (big.wait_for(2).await.len(), eur.wait_for(3).await.len()),
+        (2, 3)
+    );
+}
+
+#[tokio::test]
+async fn a_bad_filter_is_a_400_naming_the_part_and_changes_nothing() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("bad").await;
+    for (filter, field) in [
+        (
+            json!({"payload.total": {"$gtt": 1}}),
+            "filter.payload.total.$gtt",
+        ),
+        (json!({"amount": 1}), "filter.amount"),
+        (json!({"$or": {"type": "x"}}), "filter.$or"),
+        (json!("type = x"), "filter"),
+        (
+            json!({"payload.tags": {"$in": "a"}}),
+            "filter.payload.tags.$in",
+        ),
+    ] {
+        let (status, answer) = gw
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                &key,
+                Some(json!({"topic": "t", "url": "https://example.com/h", "filter": filter})),
+            )
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["data"]["errors"][0]["field"], field, "{answer}");
+    }
+    let (_, list) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
+    assert_eq!(list["data"]["total"], 0, "nothing was stored: {list}");
+}
