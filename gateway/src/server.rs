@@ -114,6 +114,7 @@ pub async fn build(
         tokio::spawn(metrics_upkeep(handle, store.clone(), cancel.clone()));
     }
     let state = AppState {
+        schemas: Arc::default(),
         pipeline: pipeline.clone(),
         store: store.clone(),
         registry: registry.clone(),

@@ -101,3 +101,122 @@ async fn a_bad_filter_is_a_400_naming_the_part_and_changes_nothing() {
     let (_, list) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
     assert_eq!(list["data"]["total"], 0, "nothing was stored: {list}");
 }
+
+#[tokio::test]
+async fn event_types_with_schemas_refuse_payloads_that_do_not_match() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("types").await;
+    let receiver = Receiver::ok().await;
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "order_created", "url": receiver.url})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let schema = json!({
+        "type": "object",
+        "required": ["total", "customer"],
+        "properties": {
+            "total": {"type": "number", "minimum": 0},
+            "customer": {"type": "object", "properties": {"email": {"type": "string", "format": "email"}}}
+        }
+    });
+    // A schema that does not compile is a 400 on `schema`; nothing is stored.
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/event-types",
+            &key,
+            Some(json!({"name": "order_created", "schema": {"type": 12}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["data"]["errors"][0]["field"], "schema", "{answer}");
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/event-types",
+            &key,
+            Some(json!({"name": "order_created", "description": "an order", "schema": schema})),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["data"]["schema"], schema);
+
+    // A payload failing it: 400 naming each failing path, nothing stored.
+    let bad = json!({"id": "evt_bad", "type": "order_created",
+                     "payload": {"total": -1, "customer": {"email": "not an email"}}});
+    let (status, answer) = gw.call(Method::POST, "/v1/events", &key, Some(bad)).await;
+    assert_eq!(status, 400, "{answer}");
+    let mut fields: Vec<String> = answer["data"]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["payload.customer.email", "payload.total"],
+        "{answer}"
+    );
+    let (status, _) = gw.call(Method::GET, "/v1/events/evt_bad", &key, None).await;
+    assert_eq!(status, 404, "nothing stored");
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "order_created", "payload": {"total": 3}})),
+        )
+        .await;
+    assert_eq!(status, 400, "a required field is missing: {answer}");
+    assert_eq!(answer["data"]["errors"][0]["field"], "payload", "{answer}");
+
+    // A payload that matches goes through; so does any payload of an
+    // undeclared type.
+    let good = json!({"type": "order_created", "payload": {"total": 3, "customer": {"email": "ada@example.com"}}});
+    let (status, answer) = gw.call(Method::POST, "/v1/events", &key, Some(good)).await;
+    assert_eq!(status, 202, "{answer}");
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "other", "payload": 1})),
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    // A new schema applies at once on this replica; deleting the type lifts it.
+    let (status, answer) = gw
+        .call(
+            Method::PUT,
+            "/v1/event-types/order_created",
+            &key,
+            Some(json!({"schema": {"type": "object", "required": ["refund"]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let good_before = json!({"type": "order_created", "payload": {"total": 3, "customer": {}}});
+    let (status, _) = gw
+        .call(Method::POST, "/v1/events", &key, Some(good_before.clone()))
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = gw
+        .call(Method::DELETE, "/v1/event-types/order_created", &key, None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = gw
+        .call(Method::POST, "/v1/events", &key, Some(good_before))
+        .await;
+    assert_eq!(status, 202);
+
+    // Another organization sees none of it.
+    let (_, other) = gw.organization("other").await;
+    let (_, list) = gw.call(Method::GET, "/v1/event-types", &other, None).await;
+    assert_eq!(list["data"]["total"], 0, "{list}");
+}

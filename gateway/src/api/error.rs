@@ -1,6 +1,7 @@
 //! The one HTTP error type. Client mistakes keep their detail; internal
 //! errors become an opaque 500 and are logged here, once.
 
+use crate::pipeline::schema::IngestError;
 use crate::store::StoreError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -123,6 +124,22 @@ impl From<StoreError> for ApiError {
                 Self::Unavailable
             }
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    /// A payload that fails its type's schema is a 400 naming each failing
+    /// path (`payload.total`); storage errors as usual.
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Invalid(violations) => Self::Validation(
+                violations
+                    .into_iter()
+                    .map(|v| FieldError::new(v.at, v.problem))
+                    .collect(),
+            ),
+            IngestError::Store(e) => e.into(),
         }
     }
 }

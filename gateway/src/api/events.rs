@@ -160,7 +160,7 @@ impl From<Attempt> for AttemptOut {
 /// Accept an event. Answers 202 only after the event and its deliveries
 /// are durably stored.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventIn,
-    responses((status = 202, body = Envelope<AcceptedOut>), (status = 400, body = super::error::ErrorEnvelope),
+    responses((status = 202, body = Envelope<AcceptedOut>), (status = 400, description = "invalid, or the payload does not match its type's schema (each failing path a field error)", body = super::error::ErrorEnvelope),
               (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope),
               (status = 422, description = "the event would make more deliveries than one event may", body = super::error::ErrorEnvelope)),
     security(("bearer" = []), ("apiKey" = [])))]
@@ -193,7 +193,8 @@ pub async fn accept(
             .unwrap_or_default(),
         shop_id: body.shop_id,
     };
-    let ingested = ingest::accept(&state.store, &auth.organization_id, event).await?;
+    let ingested =
+        ingest::accept(&state.store, &state.schemas, &auth.organization_id, event).await?;
     let message = if ingested.created {
         "event accepted"
     } else {

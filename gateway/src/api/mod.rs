@@ -3,6 +3,7 @@
 //! module knows axum.
 
 pub mod error;
+mod event_types;
 mod events;
 pub mod extract;
 mod integrations;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Largest accepted plugin upload.
     pub max_plugin_bytes: usize,
+    /// Compiled event-type schemas, checked at ingest.
+    pub schemas: Arc<crate::pipeline::schema::Schemas>,
     /// The delivery pipeline (woken after ingest).
     pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// Prometheus exporter, when installed.
@@ -235,6 +238,12 @@ fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(event_types::create, event_types::list))
+        .routes(routes!(
+            event_types::get,
+            event_types::update,
+            event_types::delete
+        ))
         .routes(routes!(events::accept))
         .routes(routes!(events::get_event))
         .routes(routes!(events::list))
@@ -257,7 +266,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// Routes an organization key reaches, and so its rate limit.
-const ORGANIZATION_ROUTES: [&str; 4] = [
+const ORGANIZATION_ROUTES: [&str; 5] = [
+    "/v1/event-types",
     "/v1/integrations",
     "/v1/webhooks",
     "/v1/events",

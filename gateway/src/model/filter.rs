@@ -174,7 +174,14 @@ fn same(a: &Value, b: &Value) -> bool {
 fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
-            if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
+            // Integers exactly (both signed, both unsigned, or one negative
+            // and one past i64); anything else as f64.
+            let int = |n: &serde_json::Number| {
+                n.as_i64()
+                    .map(i128::from)
+                    .or_else(|| n.as_u64().map(i128::from))
+            };
+            if let (Some(x), Some(y)) = (int(x), int(y)) {
                 return Some(x.cmp(&y));
             }
             x.as_f64()?.partial_cmp(&y.as_f64()?)

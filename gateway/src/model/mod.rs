@@ -242,6 +242,24 @@ pub struct Webhook {
     pub modified: EpochMs,
 }
 
+/// An event type an organization declares, with the JSON Schema (draft
+/// 2020-12) its payloads must satisfy, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventType {
+    /// Owner.
+    pub organization_id: OrgId,
+    /// The type, as events name it.
+    pub name: String,
+    /// What it means.
+    pub description: Option<String>,
+    /// The schema, as written.
+    pub schema: Option<serde_json::Value>,
+    /// Created.
+    pub created: EpochMs,
+    /// Last change.
+    pub modified: EpochMs,
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {

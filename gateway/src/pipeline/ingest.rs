@@ -1,10 +1,13 @@
-//! The ingest stage: store an event and one delivery per route in one
-//! transaction (routing is the `integration_hooks` and `webhooks` tables,
-//! read inside that transaction); its commit wakes the workers. The caller
-//! answers 202 only after this returns, when the event is on disk.
+//! The ingest stage: check the payload against its type's schema (if the
+//! organization declared one), then store the event and one delivery per
+//! matching route in one transaction (routing is the `integration_hooks`
+//! and `webhooks` tables, read inside that transaction, with their
+//! filters); its commit wakes the workers. The caller answers 202 only
+//! after this returns, when the event is on disk.
 
+use super::schema::{IngestError, Schemas};
 use crate::model::{Event, OrgId, new_id, now_ms};
-use crate::store::{Ingested, Store, StoreError};
+use crate::store::{Ingested, Store};
 
 /// A validated event to accept.
 #[derive(Debug, Clone)]
@@ -22,9 +25,13 @@ pub struct NewEvent {
 /// Accepts `event` for `organization_id`.
 pub async fn accept(
     store: &Store,
+    schemas: &Schemas,
     organization_id: &OrgId,
     event: NewEvent,
-) -> Result<Ingested, StoreError> {
+) -> Result<Ingested, IngestError> {
+    schemas
+        .check(store, organization_id, &event.event_type, &event.payload)
+        .await?;
     let event = Event {
         organization_id: organization_id.clone(),
         id: event.id.unwrap_or_else(|| new_id("evt")),

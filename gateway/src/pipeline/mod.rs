@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod record;
 pub mod request;
 pub mod route;
+pub mod schema;
 pub mod sign;
 pub mod transform;
 pub mod worker;

@@ -6,6 +6,7 @@
 //! columns hold ciphertext only: secrets are encrypted on the way in and
 //! decrypted on the way out, here and nowhere else.
 
+mod event_types;
 mod management;
 mod plugins;
 mod queue;

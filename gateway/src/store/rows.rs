@@ -6,8 +6,8 @@ use super::StoreError;
 use super::management::WEBHOOK_SIGNING_SECRET;
 use super::queue::executor::{FromRow, Row};
 use crate::model::{
-    Attempt, Authentication, Delivery, DeliveryStatus, Event, Filter, Hook, Integration, Method,
-    OrgId, PluginRef, Secret, TargetKind, Webhook,
+    Attempt, Authentication, Delivery, DeliveryStatus, Event, EventType, Filter, Hook, Integration,
+    Method, OrgId, PluginRef, Secret, TargetKind, Webhook,
 };
 use crate::secrets::{Cipher, SecretSlot};
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,32 @@ pub(super) struct WebhookRow {
     pub created: i64,
     pub modified: i64,
     pub filter: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct EventTypeRow {
+    pub organization_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub schema: Option<String>,
+    pub created: i64,
+    pub modified: i64,
+}
+
+impl EventTypeRow {
+    pub(super) fn into_domain(self) -> Result<EventType, StoreError> {
+        Ok(EventType {
+            organization_id: OrgId::trusted(self.organization_id),
+            name: self.name,
+            description: self.description,
+            schema: self
+                .schema
+                .map(|s| serde_json::from_str(&s).map_err(|e| corrupt("schema", e)))
+                .transpose()?,
+            created: self.created,
+            modified: self.modified,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
