@@ -220,3 +220,72 @@ async fn event_types_with_schemas_refuse_payloads_that_do_not_match() {
     let (_, list) = gw.call(Method::GET, "/v1/event-types", &other, None).await;
     assert_eq!(list["data"]["total"], 0, "{list}");
 }
+
+/// `GET /v1/deliveries` and `POST /v1/deliveries/replay` take the event type
+/// and the destination as filters.
+#[tokio::test]
+async fn deliveries_are_searched_and_replayed_by_type_and_destination() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("search").await;
+    let receiver = Receiver::ok().await;
+    let mut ids = Vec::new();
+    for topic in ["a.created", "b.created"] {
+        let (_, w) = gw
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                &key,
+                Some(json!({"topic": topic, "url": receiver.url})),
+            )
+            .await;
+        ids.push(w["data"]["id"].as_str().expect("id").to_owned());
+    }
+    for (topic, n) in [("a.created", 3), ("b.created", 2)] {
+        for _ in 0..n {
+            let (status, _) = gw
+                .call(
+                    Method::POST,
+                    "/v1/events",
+                    &key,
+                    Some(json!({"type": topic, "payload": {}})),
+                )
+                .await;
+            assert_eq!(status, 202);
+        }
+    }
+    receiver.wait_for(5).await;
+    let total = |q: String| {
+        let gw = &gw;
+        let key = &key;
+        async move {
+            let (status, list) = gw
+                .call(Method::GET, &format!("/v1/deliveries?{q}"), key, None)
+                .await;
+            assert_eq!(status, 200, "{list}");
+            list["data"]["total"].as_i64().expect("total")
+        }
+    };
+    assert_eq!(total("eventType=a.created".into()).await, 3);
+    assert_eq!(total(format!("destinationId={}", ids[1])).await, 2);
+    assert_eq!(
+        total(format!("destinationId={}&eventType=a.created", ids[1])).await,
+        0
+    );
+    // Wait until all five are delivered, then replay one destination's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while total("status=delivered".into()).await < 5 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/deliveries/replay",
+            &key,
+            Some(json!({"destinationId": ids[0]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["data"]["replayed"], 3, "{answer}");
+    receiver.wait_for(8).await;
+}

@@ -258,6 +258,10 @@ pub struct DeliveryQuery {
     pub since: Option<i64>,
     /// Created before, epoch ms.
     pub until: Option<i64>,
+    /// Only deliveries of events of this type.
+    pub event_type: Option<String>,
+    /// Only deliveries to this destination (an integration or subscription id).
+    pub destination_id: Option<String>,
 }
 
 impl DeliveryQuery {
@@ -275,6 +279,8 @@ impl DeliveryQuery {
             status,
             since: self.since,
             until: self.until,
+            event_type: self.event_type,
+            destination_id: self.destination_id,
         })
     }
 }
@@ -393,10 +399,14 @@ pub async fn replay_many(
     JsonBody(q): JsonBody<DeliveryQuery>,
 ) -> Result<Response, ApiError> {
     let filter = q.filter()?;
-    if filter.status.is_none() && filter.since.is_none() {
+    if filter.status.is_none()
+        && filter.since.is_none()
+        && filter.event_type.is_none()
+        && filter.destination_id.is_none()
+    {
         return Err(ApiError::field(
             "status",
-            "name a status or a `since` time, so a replay never resends everything by accident",
+            "name a status, a `since` time, an `eventType` or a `destinationId`, so a replay never resends everything by accident",
         ));
     }
     let replayed = state

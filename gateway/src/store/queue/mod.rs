@@ -112,6 +112,10 @@ pub struct DeliveryFilter {
     pub since: Option<EpochMs>,
     /// Created before.
     pub until: Option<EpochMs>,
+    /// Only of this event type.
+    pub event_type: Option<String>,
+    /// Only to this destination (an integration or subscription id).
+    pub destination_id: Option<String>,
 }
 
 /// Deliveries a replay step queues at most: a replay never holds the
@@ -354,9 +358,10 @@ impl Store {
         limit: i64,
     ) -> Result<Page<Delivery>, StoreError> {
         let condition = "organization_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR created >= $3) \
-                         AND ($4 IS NULL OR created < $4)";
+                         AND ($4 IS NULL OR created < $4) AND ($5 IS NULL OR event_type = $5) \
+                         AND ($6 IS NULL OR target_id = $6)";
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {condition} ORDER BY created DESC, id DESC LIMIT $5 OFFSET $6"
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {condition} ORDER BY created DESC, id DESC LIMIT $7 OFFSET $8"
         );
         let count = format!("SELECT COUNT(*) FROM deliveries WHERE {condition}");
         let status = filter.status.map(DeliveryStatus::as_str);
@@ -366,6 +371,8 @@ impl Store {
                 .bind(status)
                 .bind(filter.since)
                 .bind(filter.until)
+                .bind(&filter.event_type)
+                .bind(&filter.destination_id)
                 .bind(limit)
                 .bind(start)
                 .fetch_all(p)
@@ -378,6 +385,8 @@ impl Store {
                 .bind(status)
                 .bind(filter.since)
                 .bind(filter.until)
+                .bind(&filter.event_type)
+                .bind(&filter.destination_id)
                 .fetch_one(p)
                 .await?;
             (rows, total)

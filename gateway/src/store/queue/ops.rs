@@ -772,6 +772,8 @@ async fn single<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, St
                         filter.status.map(DeliveryStatus::as_str).into(),
                         filter.since.into(),
                         filter.until.into(),
+                        (&filter.event_type).into(),
+                        (&filter.destination_id).into(),
                         (*limit).into(),
                     ],
                 )

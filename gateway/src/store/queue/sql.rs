@@ -282,7 +282,8 @@ pub(super) const RELEASE_LEASES: &str = "UPDATE deliveries SET lease_owner = NUL
 pub(super) const REPLAY_SELECT: &str = "SELECT id FROM deliveries \
      WHERE organization_id = $1 AND id > $2 AND status <> 'pending' AND status <> 'dropped' \
      AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR created >= $5) \
-     AND ($6 IS NULL OR created < $6) ORDER BY id LIMIT $7";
+     AND ($6 IS NULL OR created < $6) AND ($7 IS NULL OR event_type = $7) AND ($8 IS NULL OR target_id = $8) \
+     ORDER BY id LIMIT $9";
 
 /// Queues the selected deliveries again for a fresh set of attempts.
 pub(super) const REPLAY: MultiRow = MultiRow {
