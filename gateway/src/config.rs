@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// worth); 0 is no limit. Counted per replica.
     #[arg(long, env = "HOOKGATE_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
+    /// Events (with their deliveries and attempts) older than this, whose
+    /// deliveries are all final, are purged.
+    #[arg(long, env = "HOOKGATE_RETENTION", default_value = "30days")]
+    pub retention: humantime::Duration,
     /// Deliveries one event may make: its routes at ingest (more is a 422)
     /// and what its transforms fan out (more fails the delivery).
     #[arg(
@@ -126,6 +130,8 @@ pub struct ServeSettings {
     pub limits: crate::plugin::Limits,
     /// Bounds on what one tenant's writes may make.
     pub store_limits: crate::store::Limits,
+    /// How long final events are kept.
+    pub retention: Duration,
     /// Delivery workers.
     pub workers: crate::pipeline::WorkerSettings,
 }
@@ -171,6 +177,7 @@ impl ServeArgs {
             secret_rotation_overlap: self.secret_rotation_overlap.into(),
             rate_limit: std::num::NonZeroU32::new(self.rate_limit),
             limits: self.limits.limits(),
+            retention: self.retention.into(),
             store_limits: crate::store::Limits {
                 deliveries_per_event: self.max_deliveries_per_event.max(1),
                 subscriptions_per_organization: self.max_subscriptions,

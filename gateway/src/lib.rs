@@ -13,6 +13,7 @@ pub mod model;
 pub mod pipeline;
 pub mod plugin;
 pub mod plugin_sync;
+pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod ssrf;

@@ -113,6 +113,11 @@ pub async fn build(
     if let Some(handle) = metrics.clone() {
         tokio::spawn(metrics_upkeep(handle, store.clone(), cancel.clone()));
     }
+    tokio::spawn(crate::retention::run(
+        store.clone(),
+        settings.retention,
+        cancel.clone(),
+    ));
     let state = AppState {
         schemas: Arc::default(),
         pipeline: pipeline.clone(),

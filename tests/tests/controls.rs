@@ -289,3 +289,92 @@ async fn deliveries_are_searched_and_replayed_by_type_and_destination() {
     assert_eq!(answer["data"]["replayed"], 3, "{answer}");
     receiver.wait_for(8).await;
 }
+
+/// `--retention`: final events go with their deliveries and attempts; an
+/// event with a pending delivery stays, however old.
+#[tokio::test]
+async fn retention_purges_what_is_final_and_nothing_pending() {
+    let gw = hookgate_tests::TestGateway::start_with(hookgate_tests::GatewayOptions {
+        args: ["--retention", "1s", "--retry-schedule", "0s,1h"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .await;
+    let (_, key) = gw.organization("old").await;
+    let fine = Receiver::ok().await;
+    let broken = Receiver::scripted(|_, _| hookgate_tests::peers::Reply::status(503)).await;
+    for (topic, url) in [("done", &fine.url), ("stuck", &broken.url)] {
+        let (status, _) = gw
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                &key,
+                Some(json!({"topic": topic, "url": url})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let mut deliveries = Vec::new();
+    for (id, topic) in [("evt_done", "done"), ("evt_stuck", "stuck")] {
+        let (status, accepted) = gw
+            .call(
+                Method::POST,
+                "/v1/events",
+                &key,
+                Some(json!({"id": id, "type": topic, "payload": {}})),
+            )
+            .await;
+        assert_eq!(status, 202);
+        deliveries.push(
+            accepted["data"]["deliveries"][0]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    fine.wait_for(1).await;
+    broken.wait_for(1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = gw
+            .call(Method::GET, "/v1/events/evt_done", &key, None)
+            .await;
+        if status == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, _) = gw
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{}", deliveries[0]),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "its delivery went with it");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, event) = gw
+        .call(Method::GET, "/v1/events/evt_stuck", &key, None)
+        .await;
+    assert_eq!(
+        status, 200,
+        "an event with a pending delivery stays: {event}"
+    );
+    let (_, d) = gw
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{}", deliveries[1]),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(d["data"]["status"], "pending", "{d}");
+    assert_eq!(
+        d["data"]["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "{d}"
+    );
+}

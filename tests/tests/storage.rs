@@ -592,6 +592,42 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
         })
         .await
         .expect("delete");
+
+    // Retention takes what is final, with its attempts, never a pending
+    // delivery (nor the event it belongs to).
+    let pending = DeliveryFilter {
+        status: Some(DeliveryStatus::Pending),
+        ..Default::default()
+    };
+    let pending_before = store
+        .list_deliveries(a, &pending, 0, 100)
+        .await
+        .expect("list");
+    assert!(pending_before.total > 0);
+    let purged = store.purge(i64::MAX, 1_000).await.expect("purge");
+    assert!(purged >= 1, "{purged}");
+    let left = store
+        .list_deliveries(a, &DeliveryFilter::default(), 0, 100)
+        .await
+        .expect("list");
+    assert!(
+        left.items
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Pending),
+        "{:?}",
+        left.items
+    );
+    assert_eq!(left.total, pending_before.total);
+    for d in &left.items {
+        store
+            .get_event(a, &d.event_id)
+            .await
+            .expect("its event stays");
+    }
+    assert!(
+        matches!(store.get_event(b, "evt_1").await, Err(StoreError::NotFound)),
+        "an event with no delivery left to make is gone"
+    );
 }
 
 #[tokio::test]

@@ -270,6 +270,16 @@ impl Store {
         }
     }
 
+    /// Deletes up to `limit` events accepted before `before` whose
+    /// deliveries are all final, with those deliveries and their attempts,
+    /// in one short write. Returns how many events went.
+    pub async fn purge(&self, before: EpochMs, limit: i64) -> Result<u64, StoreError> {
+        match self.write(WriteOp::Purge { before, limit }).await? {
+            WriteResult::Changed(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Extends the leases of attempts still running: (delivery id, claim)
     /// pairs, each fenced by its claim. Returns how many were extended.
     pub async fn renew_leases(

@@ -93,6 +93,12 @@ pub(crate) enum WriteOp {
         owner: String,
         now: EpochMs,
     },
+    /// Deletes up to `limit` events accepted before `before` whose
+    /// deliveries are all final, with their deliveries and attempts.
+    Purge {
+        before: EpochMs,
+        limit: i64,
+    },
     /// Extends leases (delivery id, claim) whose attempts still run.
     RenewLeases {
         leases: Vec<(String, String)>,
@@ -174,6 +180,7 @@ pub(super) async fn apply<E: Executor>(
                 | WriteOp::Replay { .. }
                 | WriteOp::ReleaseLeases { .. }
                 | WriteOp::RenewLeases { .. }
+                | WriteOp::Purge { .. }
         )
     }) {
         out[i] = Some(single(db, ops[i]).await?);
@@ -792,6 +799,22 @@ async fn single<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, St
                 .execute(sql::RELEASE_LEASES, &[(*now).into(), owner.into()])
                 .await?;
             Ok(WriteResult::Changed(n))
+        }
+        WriteOp::Purge { before, limit } => {
+            let events: Vec<(String, String)> = db
+                .fetch(sql::PURGEABLE_EVENTS, &[(*before).into(), (*limit).into()])
+                .await?;
+            for statement in [
+                &sql::PURGE_ATTEMPTS,
+                &sql::PURGE_DELIVERIES,
+                &sql::PURGE_EVENTS,
+            ] {
+                many::<_, _, Nothing>(db, statement, &events, |(org, id), p| {
+                    p.extend([Param::from(org), id.into()])
+                })
+                .await?;
+            }
+            Ok(WriteResult::Changed(events.len() as u64))
         }
         WriteOp::RenewLeases { leases, until } => {
             let statement = sql::renew_leases(db.dialect());

@@ -294,6 +294,39 @@ pub(super) const REPLAY: MultiRow = MultiRow {
     params: 2,
 };
 
+/// Events past retention (`$1`) none of whose deliveries is pending, oldest
+/// first, at most `$2`.
+pub(super) const PURGEABLE_EVENTS: &str = "SELECT organization_id, id FROM events e \
+     WHERE created < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d \
+     WHERE d.organization_id = e.organization_id AND d.event_id = e.id AND d.status = 'pending') \
+     ORDER BY created LIMIT $2";
+
+/// The attempts of the deliveries of the given events.
+pub(super) const PURGE_ATTEMPTS: MultiRow = MultiRow {
+    head: "DELETE FROM attempts WHERE delivery_id IN (SELECT d.id FROM deliveries d JOIN (VALUES ",
+    row: "($1, $2)",
+    tail: ") AS v ON d.organization_id = v.column1 AND d.event_id = v.column2)",
+    params: 2,
+};
+
+/// The deliveries of the given events (none of them pending).
+pub(super) const PURGE_DELIVERIES: MultiRow = MultiRow {
+    head: "DELETE FROM deliveries WHERE status <> 'pending' AND EXISTS (SELECT 1 FROM (VALUES ",
+    row: "($1, $2)",
+    tail: ") AS v WHERE v.column1 = deliveries.organization_id AND v.column2 = deliveries.event_id)",
+    params: 2,
+};
+
+/// The given events, unless a delivery of theirs is left.
+pub(super) const PURGE_EVENTS: MultiRow = MultiRow {
+    head: "DELETE FROM events WHERE EXISTS (SELECT 1 FROM (VALUES ",
+    row: "($1, $2)",
+    tail: ") AS v WHERE v.column1 = events.organization_id AND v.column2 = events.id) \
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.organization_id = events.organization_id \
+           AND d.event_id = events.id)",
+    params: 2,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +347,7 @@ mod tests {
             NEXT_DUE_POSTGRES,
             RELEASE_LEASES,
             REPLAY_SELECT,
+            PURGEABLE_EVENTS,
         ]
     }
 
@@ -329,6 +363,9 @@ mod tests {
             REPLAY,
             RENEW_LEASES_SQLITE,
             RENEW_LEASES_POSTGRES,
+            PURGE_ATTEMPTS,
+            PURGE_DELIVERIES,
+            PURGE_EVENTS,
         ]
     }
 
