@@ -378,3 +378,184 @@ async fn retention_purges_what_is_final_and_nothing_pending() {
         "{d}"
     );
 }
+
+async fn subscribe(gw: &TestGateway, key: &str, topic: &str, url: &str) -> String {
+    let (status, w) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            key,
+            Some(json!({"topic": topic, "url": url})),
+        )
+        .await;
+    assert_eq!(status, 201, "{w}");
+    w["data"]["id"].as_str().expect("id").to_owned()
+}
+
+/// The gateway's own events reach the organization's subscriptions of
+/// their types, and never feed themselves.
+#[tokio::test]
+async fn operational_events_are_delivered_and_never_loop() {
+    use hookgate_tests::peers::Reply;
+    let gw = hookgate_tests::TestGateway::start_with(hookgate_tests::GatewayOptions {
+        args: [
+            "--retry-schedule",
+            "0s,300ms,300ms,300ms",
+            "--disable-after",
+            "1s",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    })
+    .await;
+    let (_, key) = gw.organization("ops").await;
+    let ops = Receiver::ok().await;
+    for topic in [
+        "hookgate.delivery.dead",
+        "hookgate.endpoint.disabled",
+        "hookgate.endpoint.recovered",
+    ] {
+        subscribe(&gw, &key, topic, &ops.url).await;
+    }
+    // Dead after four attempts (0.9 s), disabled at the next failure after 1 s.
+    let broken = Receiver::scripted(|_, _| Reply::status(503)).await;
+    let broken_id = subscribe(&gw, &key, "orders", &broken.url).await;
+    // Fails for 0.9 s, then answers: recovered.
+    let flaky = Receiver::scripted(|n, _| Reply::status(if n < 3 { 503 } else { 200 })).await;
+    let flaky_id = subscribe(&gw, &key, "refunds", &flaky.url).await;
+
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "refunds", "payload": {}})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, first) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "orders", "payload": {}})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let first_delivery = first["data"]["deliveries"][0]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    broken.wait_for(4).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "orders", "payload": {}})),
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    let got = ops
+        .wait_for_within(3, std::time::Duration::from_secs(10))
+        .await;
+    let by_type = |t: &str| {
+        got.iter()
+            .map(|r| r.json())
+            .find(|b| b["type"] == t)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {t} in {:?}",
+                    got.iter().map(|r| r.json()).collect::<Vec<_>>()
+                )
+            })
+    };
+    let dead = by_type("hookgate.delivery.dead");
+    assert_eq!(
+        dead["data"]["deliveryId"],
+        first_delivery.as_str(),
+        "{dead}"
+    );
+    assert_eq!(dead["data"]["destinationId"], broken_id.as_str());
+    assert_eq!(dead["data"]["attempts"], 4);
+    assert!(
+        dead["data"]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "{dead}"
+    );
+    let recovered = by_type("hookgate.endpoint.recovered");
+    assert_eq!(
+        recovered["data"]["destinationId"],
+        flaky_id.as_str(),
+        "{recovered}"
+    );
+    assert_eq!(recovered["data"]["url"], flaky.url.as_str());
+    let disabled = by_type("hookgate.endpoint.disabled");
+    assert_eq!(
+        disabled["data"]["destinationId"],
+        broken_id.as_str(),
+        "{disabled}"
+    );
+    assert!(
+        disabled["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("failing continuously"))
+    );
+
+    // Posting the gateway's own types through the API is refused.
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "hookgate.delivery.dead", "payload": {}})),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+/// An operations endpoint that fails too: its own dead deliveries make no
+/// further operational events.
+#[tokio::test]
+async fn a_failing_operations_endpoint_does_not_feed_itself() {
+    use hookgate_tests::peers::Reply;
+    let gw = hookgate_tests::TestGateway::start_with(hookgate_tests::GatewayOptions {
+        args: ["--retry-schedule", "0s,100ms"].map(String::from).to_vec(),
+        ..Default::default()
+    })
+    .await;
+    let (_, key) = gw.organization("loop").await;
+    let broken = Receiver::scripted(|_, _| Reply::status(503)).await;
+    subscribe(&gw, &key, "hookgate.delivery.dead", &broken.url).await;
+    subscribe(&gw, &key, "orders", &broken.url).await;
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "orders", "payload": {}})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    // Two attempts at the order, then two at the one operational event.
+    broken.wait_for(4).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        broken.received().len(),
+        4,
+        "no operational event about an operational event"
+    );
+    let (_, list) = gw
+        .call(
+            Method::GET,
+            "/v1/deliveries?eventType=hookgate.delivery.dead",
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(list["data"]["total"], 1, "{list}");
+}

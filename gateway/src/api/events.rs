@@ -7,6 +7,7 @@ use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, ok};
 use crate::model::{Attempt, Delivery, DeliveryStatus, now_ms};
 use crate::pipeline::ingest::{self, NewEvent};
+use crate::pipeline::operational;
 use crate::store::DeliveryFilter;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -179,6 +180,12 @@ pub async fn accept(
     let event_type = p.required("type", body.event_type);
     if let Some(t) = &event_type {
         p.event_type("type", t);
+        if t.starts_with(operational::PREFIX) {
+            p.add(
+                "type",
+                "types starting with `hookgate.` are the gateway's own operational events",
+            );
+        }
     }
     let payload = p.required("payload", body.payload);
     if let Some(shop) = &body.shop_id {

@@ -16,6 +16,7 @@ pub mod attempt;
 pub mod authorize;
 pub mod deliver;
 pub mod ingest;
+pub mod operational;
 pub mod record;
 pub mod request;
 pub mod route;

@@ -8,10 +8,11 @@
 
 use super::authorize::{AuthorizeError, TokenProblem};
 use super::deliver::{DeliverError, DestinationBusy, Response};
+use super::operational::{self, Operational};
 use super::sign::SignError;
 use super::transform::TransformError;
 use crate::model::{Attempt, Delivery, DeliveryStatus, EpochMs, endpoint, now_ms};
-use crate::store::{Recorded, RouteHealth, Store, StoreError};
+use crate::store::{RecordResult, Recorded, RouteHealth, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -326,14 +327,42 @@ impl Recorder {
             self.disable(delivery, &reason).await?;
         }
         let recorded = Self::recorded(delivery, lease, started, now, outcome, next);
+        let last_error = recorded.error.clone().unwrap_or_default();
         let result = self.store.record(recorded).await?;
         if !result.held {
             tracing::warn!(
                 "lease lost before the outcome was recorded; another worker owns the delivery"
             );
+            return Ok(());
         }
+        self.route_health(delivery, &result, now).await?;
+        match next.status {
+            DeliveryStatus::Pending => self.wake.notify_one(),
+            DeliveryStatus::Dead => {
+                let what = Operational::DeliveryDead {
+                    delivery,
+                    attempts: delivery.attempts + 1,
+                    last_error: &last_error,
+                };
+                operational::emit(&self.store, what).await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// What a recorded outcome means for its route: disabled after failing
+    /// longer than allowed; recovered when a success ends a failure streak
+    /// that had run at least half that long (at most a minute).
+    async fn route_health(
+        &self,
+        delivery: &Delivery,
+        result: &RecordResult,
+        now: EpochMs,
+    ) -> Result<(), StoreError> {
+        let allowed = self.disable_after.as_millis() as i64;
         if let Some(since) = result.failing_since
-            && now - since > self.disable_after.as_millis() as i64
+            && now - since > allowed
         {
             let reason = format!(
                 "failing continuously since {} (more than {})",
@@ -344,8 +373,10 @@ impl Recorder {
             );
             self.disable(delivery, &reason).await?;
         }
-        if next.status == DeliveryStatus::Pending {
-            self.wake.notify_one();
+        if let Some(since) = result.recovered_from
+            && now - since >= (allowed / 2).min(60_000)
+        {
+            operational::emit(&self.store, Operational::EndpointRecovered { delivery }).await;
         }
         Ok(())
     }
@@ -418,9 +449,11 @@ impl Recorder {
         }
     }
 
+    /// Disables the delivery's route (once: a route already disabled is
+    /// left as it is, and no second operational event goes out).
     async fn disable(&self, delivery: &Delivery, reason: &str) -> Result<(), StoreError> {
-        tracing::warn!(%reason, "disabling the route");
-        self.store
+        let disabled = self
+            .store
             .disable_route(
                 &delivery.organization_id,
                 delivery.target_kind,
@@ -428,7 +461,17 @@ impl Recorder {
                 reason,
                 now_ms(),
             )
-            .await
+            .await?;
+        if !disabled {
+            return Ok(());
+        }
+        tracing::warn!(%reason, "disabled the route");
+        operational::emit(
+            &self.store,
+            Operational::EndpointDisabled { delivery, reason },
+        )
+        .await;
+        Ok(())
     }
 }
 

@@ -101,6 +101,9 @@ pub struct RecordResult {
     pub held: bool,
     /// For a failed route: since when it has been failing.
     pub failing_since: Option<EpochMs>,
+    /// For a route whose failure streak this success ended: since when it
+    /// had been failing.
+    pub recovered_from: Option<EpochMs>,
 }
 
 /// Filters for listing and replaying deliveries.
@@ -224,7 +227,7 @@ impl Store {
         target_id: &str,
         reason: &str,
         now: EpochMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let op = WriteOp::DisableRoute {
             organization_id: organization_id.clone(),
             kind,
@@ -232,7 +235,10 @@ impl Store {
             reason: reason.to_owned(),
             now,
         };
-        self.write(op).await.map(drop)
+        match self.write(op).await? {
+            WriteResult::Changed(n) => Ok(n > 0),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Queues deliveries again for a fresh set of attempts: one by id, or

@@ -703,19 +703,26 @@ async fn records<E: Executor>(
             .collect();
         ended.sort_unstable();
         ended.dedup();
-        many::<_, _, Nothing>(db, &sql::END_STREAKS, &ended, |&t, p| p.push(t.into())).await?;
+        let mut streaks: HashMap<String, EpochMs> =
+            many::<_, _, (String, i64)>(db, &sql::END_STREAKS, &ended, |&t, p| p.push(t.into()))
+                .await?
+                .into_iter()
+                .collect();
         for &i in &pass {
             let r = record(i);
             let held = held.contains_key(&r.delivery_id);
-            let failing_since = match &r.route {
+            let (failing_since, recovered_from) = match &r.route {
                 RouteHealth::Failed { target_id } if held => {
-                    Some(note_failure(db, target_id, r.now).await?)
+                    (Some(note_failure(db, target_id, r.now).await?), None)
                 }
-                _ => None,
+                // The first success of the batch reports the streak it ended.
+                RouteHealth::Succeeded { target_id } if held => (None, streaks.remove(target_id)),
+                _ => (None, None),
             };
             out[i] = Some(WriteResult::Recorded(RecordResult {
                 held,
                 failing_since,
+                recovered_from,
             }));
         }
     }

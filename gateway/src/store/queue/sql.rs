@@ -153,11 +153,12 @@ pub(super) const INSERT_ATTEMPTS: MultiRow = MultiRow {
     params: 7,
 };
 
-/// Routes that just succeeded: their failure streaks end.
+/// Routes that just succeeded: their failure streaks end (and say since
+/// when they ran).
 pub(super) const END_STREAKS: MultiRow = MultiRow {
     head: "DELETE FROM target_health WHERE target_id IN (",
     row: "$1",
-    tail: ")",
+    tail: ") RETURNING target_id, failing_since",
     params: 1,
 };
 
@@ -166,9 +167,11 @@ pub(super) const NOTE_FAILURE: &str =
 pub(super) const FAILING_SINCE: &str =
     "SELECT failing_since FROM target_health WHERE target_id = $1";
 
+/// Disables a route that is not disabled yet.
 pub(super) const DISABLE_INTEGRATION: &str = "UPDATE integrations SET disabled_reason = $1, enabled = FALSE, modified = $2 \
-     WHERE id = $3 AND organization_id = $4";
-pub(super) const DISABLE_WEBHOOK: &str = "UPDATE webhooks SET disabled_reason = $1, modified = $2 WHERE id = $3 AND organization_id = $4";
+     WHERE id = $3 AND organization_id = $4 AND disabled_reason IS NULL";
+pub(super) const DISABLE_WEBHOOK: &str = "UPDATE webhooks SET disabled_reason = $1, modified = $2 \
+     WHERE id = $3 AND organization_id = $4 AND disabled_reason IS NULL";
 
 /// Leases up to `$5` due deliveries to the claim `$1`, skipping the
 /// organizations in `$4` (a JSON array: those at their limit of deliveries
@@ -405,7 +408,7 @@ mod tests {
     fn rows_are_renumbered() {
         assert_eq!(
             END_STREAKS.sql(3),
-            "DELETE FROM target_health WHERE target_id IN ($1, $2, $3)"
+            "DELETE FROM target_health WHERE target_id IN ($1, $2, $3) RETURNING target_id, failing_since"
         );
         assert_eq!(
             CLAIMED_EVENTS.sql(2).split("VALUES ").nth(1),
