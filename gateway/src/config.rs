@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// worth); 0 is no limit. Counted per replica.
     #[arg(long, env = "HOOKGATE_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
+    /// Replicas sharing the database: each destination's `rateLimit` is
+    /// split evenly between them.
+    #[arg(long, env = "HOOKGATE_REPLICAS", default_value_t = 1)]
+    pub replicas: u32,
     /// Events (with their deliveries and attempts) older than this, whose
     /// deliveries are all final, are purged.
     #[arg(long, env = "HOOKGATE_RETENTION", default_value = "30days")]
@@ -189,6 +193,7 @@ impl ServeArgs {
                     .organization_concurrency
                     .unwrap_or(self.workers / 2)
                     .max(1),
+                replicas: self.replicas.max(1),
                 lease: self.lease.into(),
                 poll: Duration::from_millis(500),
                 disable_after: self.disable_after.into(),

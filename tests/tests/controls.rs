@@ -559,3 +559,63 @@ async fn a_failing_operations_endpoint_does_not_feed_itself() {
         .await;
     assert_eq!(list["data"]["total"], 1, "{list}");
 }
+
+/// `rateLimit`: deliveries over it wait (holding no worker), none is
+/// dropped, and the receiver never sees more than the limit (plus its
+/// one-second burst) in any second.
+#[tokio::test]
+async fn a_rate_limited_destination_gets_everything_at_its_pace() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("rate").await;
+    let receiver = Receiver::ok().await;
+    let (status, w) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "t", "url": receiver.url, "rateLimit": 5})),
+        )
+        .await;
+    assert_eq!(status, 201, "{w}");
+    assert_eq!(w["data"]["rateLimit"], 5);
+    let (status, answer) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "t", "url": receiver.url, "rateLimit": 0})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["data"]["errors"][0]["field"], "rateLimit");
+
+    let started = std::time::Instant::now();
+    for n in 0..20 {
+        let (status, _) = gw
+            .call(
+                Method::POST,
+                "/v1/events",
+                &key,
+                Some(json!({"type": "t", "payload": {"n": n}})),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let got = receiver
+        .wait_for_within(20, std::time::Duration::from_secs(15))
+        .await;
+    // 5 at once (the burst), then 15 at 5/s: at least 2.6 s (jitter allowed).
+    let took = got.last().expect("some").at.duration_since(started);
+    assert!(took >= std::time::Duration::from_millis(2_600), "{took:?}");
+    let mut seen: Vec<_> = got.iter().map(|r| r.json()["data"]["n"].as_i64()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 20, "every event once");
+    for window in got.windows(11) {
+        let span = window[10].at.duration_since(window[0].at);
+        assert!(
+            span >= std::time::Duration::from_millis(900),
+            "11 within {span:?}"
+        );
+    }
+}

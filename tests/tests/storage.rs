@@ -66,6 +66,7 @@ fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
         filter: Some(
             Filter::parse(&serde_json::json!({"payload.total": {"$gte": 10}})).expect("filter"),
         ),
+        rate_limit: Some(25),
         enabled: true,
         disabled_reason: None,
         signing_secret: Secret::new("whsec_c2VjcmV0"),
@@ -89,6 +90,7 @@ fn webhook(id: &str, org: &OrgId, topic: &str, shop: Option<&str>, created: i64)
         plugin: None,
         config: BTreeMap::new(),
         filter: None,
+        rate_limit: None,
         secret: Secret::new(format!("whsec_{id}")),
         previous_secret: None,
         deleted: false,

@@ -43,6 +43,11 @@ pub struct IntegrationIn {
     /// $or $not`.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// At most this many deliveries per second to each endpoint (1 to
+    /// 10000; absent or null: no limit). Deliveries over it wait; none is
+    /// dropped.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<u32>,
     /// Whether events are routed to it (default true).
     pub enabled: Option<bool>,
     /// Read-only; accepted (and ignored) so a fetched integration can be sent back.
@@ -131,6 +136,8 @@ pub struct IntegrationOut {
     /// The filter, as written.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// Deliveries per second allowed to each endpoint, if limited.
+    pub rate_limit: Option<u32>,
     /// Whether events are routed to it.
     pub enabled: bool,
     /// Why the gateway disabled it, if it did.
@@ -212,6 +219,7 @@ impl From<&Integration> for IntegrationOut {
             plugin: i.plugin.as_ref().map(PluginRefOut::from),
             config: i.config.clone(),
             filter: i.filter.as_ref().map(|f| f.source().clone()),
+            rate_limit: i.rate_limit,
             enabled: i.enabled,
             disabled_reason: i.disabled_reason.clone(),
             created: i.created,
@@ -230,6 +238,7 @@ struct Validated {
     plugin: Option<PluginRef>,
     config: BTreeMap<String, String>,
     filter: Option<Filter>,
+    rate_limit: Option<u32>,
     enabled: bool,
 }
 
@@ -302,6 +311,7 @@ impl IntegrationIn {
         let config = self.config.unwrap_or_default();
         super::validate_config(&config, &mut p);
         let filter = p.filter(self.filter);
+        p.rate_limit(self.rate_limit);
         p.finish()?;
         Ok(Validated {
             name: name.unwrap_or_default(),
@@ -311,6 +321,7 @@ impl IntegrationIn {
             plugin,
             config,
             filter,
+            rate_limit: self.rate_limit,
             enabled: self.enabled.unwrap_or(true),
         })
     }
@@ -459,6 +470,7 @@ pub async fn create(
         plugin: v.plugin,
         config: v.config,
         filter: v.filter,
+        rate_limit: v.rate_limit,
         enabled: v.enabled,
         disabled_reason: None,
         signing_secret: Secret::new(secrets::new_signing_secret()),
@@ -538,6 +550,7 @@ pub async fn update(
         plugin: v.plugin,
         config: v.config,
         filter: v.filter,
+        rate_limit: v.rate_limit,
         // Re-enabling clears the reason the gateway disabled it for.
         disabled_reason: if v.enabled {
             None

@@ -70,6 +70,13 @@ impl Problems {
         }
     }
 
+    /// Checks a destination's rate limit: 1 to 10000 deliveries per second.
+    pub fn rate_limit(&mut self, value: Option<u32>) {
+        if value.is_some_and(|n| !(1..=10_000).contains(&n)) {
+            self.add("rateLimit", "must be 1 to 10000 deliveries per second");
+        }
+    }
+
     /// Ok when no problem was found.
     pub fn finish(self) -> Result<(), super::ApiError> {
         if self.0.is_empty() {

@@ -43,6 +43,11 @@ pub struct WebhookIn {
     /// $gt $gte $lt $lte $in $nin $exists`), combined with `$and $or $not`.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// At most this many deliveries per second to each endpoint (1 to
+    /// 10000; absent or null: no limit). Deliveries over it wait; none is
+    /// dropped.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<u32>,
     /// Read-only; ignored (lets a fetched object be sent back whole).
     #[schema(read_only)]
     #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
@@ -102,6 +107,8 @@ pub struct WebhookOut {
     /// The filter, as written.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// Deliveries per second allowed to each endpoint, if limited.
+    pub rate_limit: Option<u32>,
     /// Created, epoch ms.
     pub created: i64,
     /// Modified, epoch ms.
@@ -132,6 +139,7 @@ impl From<&Webhook> for WebhookOut {
             plugin: w.plugin.as_ref().map(PluginRefOut::from),
             config: w.config.clone(),
             filter: w.filter.as_ref().map(|f| f.source().clone()),
+            rate_limit: w.rate_limit,
             created: w.created,
             modified: w.modified,
             deleted: w.deleted,
@@ -151,6 +159,7 @@ struct Validated {
     plugin: Option<PluginRef>,
     config: BTreeMap<String, String>,
     filter: Option<Filter>,
+    rate_limit: Option<u32>,
 }
 
 impl WebhookIn {
@@ -209,6 +218,7 @@ impl WebhookIn {
         let config = self.config.unwrap_or_default();
         super::validate_config(&config, &mut p);
         let filter = p.filter(self.filter);
+        p.rate_limit(self.rate_limit);
         p.finish()?;
         Ok(Validated {
             topic: topic.unwrap_or_default(),
@@ -219,6 +229,7 @@ impl WebhookIn {
             plugin,
             config,
             filter,
+            rate_limit: self.rate_limit,
         })
     }
 }
@@ -270,6 +281,7 @@ pub async fn create(
         plugin: v.plugin,
         config: v.config,
         filter: v.filter,
+        rate_limit: v.rate_limit,
         secret: Secret::new(secrets::new_signing_secret()),
         previous_secret: None,
         deleted: false,
@@ -360,6 +372,7 @@ pub async fn update(
         plugin: v.plugin,
         config: v.config,
         filter: v.filter,
+        rate_limit: v.rate_limit,
         disabled_reason: None,
         modified: now_ms().max(existing.modified + 1),
         ..existing

@@ -193,6 +193,8 @@ pub struct Integration {
     pub config: BTreeMap<String, String>,
     /// Only events that match create deliveries (to each of its hooks).
     pub filter: Option<Filter>,
+    /// At most this many deliveries per second to each hook's endpoint.
+    pub rate_limit: Option<u32>,
     /// Whether events are routed to it.
     pub enabled: bool,
     /// Why the gateway disabled it, if it did.
@@ -228,6 +230,8 @@ pub struct Webhook {
     pub config: BTreeMap<String, String>,
     /// Only events that match create deliveries.
     pub filter: Option<Filter>,
+    /// At most this many deliveries per second to each URL.
+    pub rate_limit: Option<u32>,
     /// Signing secret, `whsec_…` (stored encrypted).
     pub secret: Secret,
     /// The previous secret, still signing until `previous_secret_expires`.

@@ -31,6 +31,14 @@ impl Target {
         }
     }
 
+    /// Deliveries per second allowed to each of its endpoints, if limited.
+    pub fn rate_limit(&self) -> Option<u32> {
+        match self {
+            Self::Integration(i) => i.rate_limit,
+            Self::Webhook(w) => w.rate_limit,
+        }
+    }
+
     /// The owning organization.
     pub fn organization_id(&self) -> &OrgId {
         match self {

@@ -5,7 +5,7 @@
 //! recorder alone turns the outcome into the delivery's next state.
 
 use super::authorize::{AuthHeader, TokenCache};
-use super::deliver::{self, HostLimits, Response};
+use super::deliver::{self, DestinationRates, HostLimits, Response};
 use super::record::{Outcome, Recorder};
 use super::request::{self, Outgoing};
 use super::route::Routes;
@@ -30,6 +30,7 @@ pub struct Chain {
     pub(super) tokens: TokenCache,
     pub(super) http: reqwest::Client,
     pub(super) hosts: HostLimits,
+    pub(super) rates: DestinationRates,
     pub(super) allow_private: bool,
     pub(super) recorder: Recorder,
     /// Woken when new work is queued (a transform fanned out).
@@ -74,6 +75,7 @@ impl Chain {
                 &prepared.body,
                 &target.signing_secrets(now),
             )?;
+            self.rates.check(&target, &delivery.endpoint)?;
             let mut response = self
                 .deliver(request::build(
                     delivery,

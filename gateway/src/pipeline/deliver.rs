@@ -4,10 +4,14 @@
 //! was answered); the record stage decides what that means.
 
 use super::request::{Outgoing, USER_AGENT};
-use crate::model::{Method, endpoint};
+use crate::model::{Method, Target, endpoint};
 use crate::ssrf::is_private;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,6 +138,75 @@ impl HostLimits {
         semaphore
             .try_acquire_owned()
             .map_err(|_| DestinationBusy(key))
+    }
+}
+
+/// Per-destination delivery rates (a route's `rateLimit`, per endpoint): a
+/// generic cell rate per (route, endpoint) from `governor`. The limit is
+/// split evenly between the replicas the operator declares (`--replicas`):
+/// a shared counter in the database would cost a write per delivery, and
+/// replicas claim a destination's backlog about evenly.
+#[derive(Debug)]
+pub struct DestinationRates {
+    replicas: u32,
+    limiters: std::sync::Mutex<HashMap<(String, String), RateEntry>>,
+}
+
+/// A destination's limit and the limiter made for it.
+type RateEntry = (u32, Arc<DefaultDirectRateLimiter>);
+
+/// A destination is over its rate: the delivery waits this long.
+#[derive(Debug, thiserror::Error)]
+#[error("destination over its rate limit of {limit}/s")]
+pub struct OverRate {
+    /// The route's limit.
+    pub limit: u32,
+    /// Until the next delivery may go.
+    pub wait: Duration,
+}
+
+impl DestinationRates {
+    /// Limits split between `replicas` replicas.
+    pub fn new(replicas: u32) -> Self {
+        Self {
+            replicas: replicas.max(1),
+            limiters: Default::default(),
+        }
+    }
+
+    /// Counts one delivery to `url` of `target`, or says how long to wait.
+    pub fn check(&self, target: &Target, url: &str) -> Result<(), OverRate> {
+        let Some(limit) = target.rate_limit().filter(|n| *n > 0) else {
+            return Ok(());
+        };
+        let limiter = {
+            let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+            if limiters.len() > 10_000 {
+                limiters.clear();
+            }
+            let entry = limiters
+                .entry((target.id().to_owned(), url.to_owned()))
+                .or_insert_with(|| (limit, Arc::new(self.limiter(limit))));
+            if entry.0 != limit {
+                *entry = (limit, Arc::new(self.limiter(limit)));
+            }
+            entry.1.clone()
+        };
+        limiter.check().map_err(|not_until| OverRate {
+            limit,
+            wait: not_until.wait_time_from(DefaultClock::default().now()),
+        })
+    }
+
+    /// `limit` per second over all replicas: this replica's share, with a
+    /// burst of one second's worth of it.
+    fn limiter(&self, limit: u32) -> DefaultDirectRateLimiter {
+        let period = Duration::from_secs_f64(f64::from(self.replicas) / f64::from(limit));
+        let burst = NonZeroU32::new((limit / self.replicas).max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        DefaultDirectRateLimiter::direct(quota)
     }
 }
 

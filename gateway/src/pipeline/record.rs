@@ -7,7 +7,7 @@
 //! disabled.
 
 use super::authorize::{AuthorizeError, TokenProblem};
-use super::deliver::{DeliverError, DestinationBusy, Response};
+use super::deliver::{DeliverError, DestinationBusy, OverRate, Response};
 use super::operational::{self, Operational};
 use super::sign::SignError;
 use super::transform::TransformError;
@@ -177,6 +177,15 @@ impl From<AuthorizeError> for Outcome {
             failure.retry_after = Some(*retry_in);
         }
         Self::failure(error.retryable(), failure)
+    }
+}
+
+impl From<OverRate> for Outcome {
+    fn from(over: OverRate) -> Self {
+        Self::Deferred {
+            after: over.wait.max(Duration::from_millis(10)),
+            reason: over.to_string(),
+        }
     }
 }
 

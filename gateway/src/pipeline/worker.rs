@@ -19,7 +19,7 @@
 
 use super::attempt::Chain;
 use super::authorize::TokenCache;
-use super::deliver::{self, HostLimits, HttpSettings};
+use super::deliver::{self, DestinationRates, HostLimits, HttpSettings};
 use super::record::{Outcome, Recorder, RetryPolicy};
 use super::route::Routes;
 use crate::model::{Delivery, OrgId, new_id, now_ms};
@@ -43,6 +43,9 @@ pub struct WorkerSettings {
     pub per_endpoint: usize,
     /// Deliveries in flight at once for one organization.
     pub per_organization: usize,
+    /// Replicas sharing the database: per-destination rate limits are
+    /// split evenly between them.
+    pub replicas: u32,
     /// How long a claimed job is leased.
     pub lease: Duration,
     /// How often to look for due jobs when not woken.
@@ -77,6 +80,7 @@ impl Pipeline {
             http: deliver::client(&settings.http),
             allow_private: settings.http.allow_private,
             hosts: HostLimits::new(settings.per_endpoint),
+            rates: DestinationRates::new(settings.replicas),
             routes: Routes::default(),
             tokens: TokenCache::default(),
             recorder: Recorder {

@@ -31,6 +31,7 @@ pub(super) struct IntegrationRow {
     pub created: i64,
     pub modified: i64,
     pub filter: Option<String>,
+    pub rate_limit: Option<i64>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -53,6 +54,7 @@ pub(super) struct WebhookRow {
     pub created: i64,
     pub modified: i64,
     pub filter: Option<String>,
+    pub rate_limit: Option<i64>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -213,6 +215,7 @@ impl IntegrationRow {
             plugin: plugin_ref(self.plugin_name, self.plugin_version),
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
             filter: stored_filter(self.filter.as_deref())?,
+            rate_limit: self.rate_limit.and_then(|n| u32::try_from(n).ok()),
             enabled: self.enabled,
             disabled_reason: self.disabled_reason,
             signing_secret,
@@ -258,6 +261,7 @@ impl WebhookRow {
             plugin: plugin_ref(self.plugin_name, self.plugin_version),
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
             filter: stored_filter(self.filter.as_deref())?,
+            rate_limit: self.rate_limit.and_then(|n| u32::try_from(n).ok()),
             secret: decrypt(&self.secret, WEBHOOK_SIGNING_SECRET)?,
             previous_secret,
             deleted: self.deleted,
