@@ -372,3 +372,56 @@ async fn the_same_event_id_on_two_replicas_is_one_event() {
         got.len()
     );
 }
+
+/// Two replicas on one FIFO destination: events posted to both arrive in
+/// acceptance order, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_keep_a_fifo_destination_in_order() {
+    let Some((gws, _dirs, _)) = replicas(2).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let receiver = Receiver::scripted(|_, _| Reply {
+        delay: Duration::from_millis(15),
+        ..Reply::status(200)
+    })
+    .await;
+    let key = gws[0].organization("fifo").await;
+    let (status, _) = json_call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/webhooks", gws[0].url),
+        &key,
+        Some(json!({"topic": "t", "url": receiver.url, "ordering": "fifo"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mut accepted = Vec::new();
+    for n in 0..30 {
+        let gw = &gws[n % 2];
+        let (status, answer) = json_call(
+            &http,
+            reqwest::Method::POST,
+            format!("{}/v1/events", gw.url),
+            &key,
+            Some(json!({"type": "t", "payload": {"n": n}})),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        accepted.push(n as i64);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = receiver.received();
+        if got.len() >= 30 {
+            let order: Vec<i64> = got
+                .iter()
+                .map(|r| r.json()["data"]["n"].as_i64().expect("n"))
+                .collect();
+            assert_eq!(order, accepted, "in acceptance order, once each");
+            break;
+        }
+        assert!(Instant::now() < deadline, "got {}", got.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,7 +3,7 @@
 
 use hookgate::model::{
     ApiKey, Attempt, Authentication, DeliveryStatus, Event, Filter, Hook, Integration, Method,
-    OrgId, Organization, PluginRef, PreparedRequest, Secret, Webhook, WebhookFilter,
+    Ordering, OrgId, Organization, PluginRef, PreparedRequest, Secret, Webhook, WebhookFilter,
 };
 use hookgate::secrets::Cipher;
 use hookgate::store::{DeliveryFilter, Recorded, RouteHealth, Store, StoreError};
@@ -67,6 +67,7 @@ fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
             Filter::parse(&serde_json::json!({"payload.total": {"$gte": 10}})).expect("filter"),
         ),
         rate_limit: Some(25),
+        ordering: Ordering::Fifo,
         enabled: true,
         disabled_reason: None,
         signing_secret: Secret::new("whsec_c2VjcmV0"),
@@ -91,6 +92,7 @@ fn webhook(id: &str, org: &OrgId, topic: &str, shop: Option<&str>, created: i64)
         config: BTreeMap::new(),
         filter: None,
         rate_limit: None,
+        ordering: Ordering::None,
         secret: Secret::new(format!("whsec_{id}")),
         previous_secret: None,
         deleted: false,
@@ -313,6 +315,7 @@ async fn suite(url: &str) {
         Err(StoreError::Corrupt(_))
     ));
     queue(&store, &a.id, &b.id).await;
+    fifo(&store, &b.id).await;
     store.close().await;
 }
 
@@ -629,6 +632,66 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
     assert!(
         matches!(store.get_event(b, "evt_1").await, Err(StoreError::NotFound)),
         "an event with no delivery left to make is gone"
+    );
+}
+
+/// A FIFO destination: only the head of its queue is claimable; a head
+/// being retried holds the rest; once it is done, the next goes.
+async fn fifo(store: &Store, org: &OrgId) {
+    let mut w = webhook("wh_fifo", org, "fifo.test", None, 700);
+    w.urls.truncate(1);
+    w.ordering = Ordering::Fifo;
+    store.insert_webhook(&w).await.expect("webhook");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let ingested = store
+            .ingest(&event(
+                org,
+                &format!("evt_fifo_{n}"),
+                "fifo.test",
+                10_000 + n,
+            ))
+            .await
+            .expect("ingest");
+        ids.push(ingested.deliveries[0].clone());
+    }
+    let claim = |lease: &'static str, now: i64| async move {
+        store
+            .claim(lease, now, now + 60_000, 10, Vec::new())
+            .await
+            .expect("claim")
+            .deliveries
+            .into_iter()
+            .filter(|d| d.target_id == "wh_fifo")
+            .map(|d| d.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(claim("f1", 20_000).await, [ids[0].clone()], "the head only");
+    assert!(
+        claim("f2", 20_001).await.is_empty(),
+        "nothing while the head is in flight"
+    );
+    // The head fails and is retried later: the rest wait for it.
+    let mut retry = outcome(&ids[0], "f1", DeliveryStatus::Pending, 20_002);
+    retry.next_attempt_at = 30_000;
+    retry.route = RouteHealth::Unchanged;
+    assert!(store.record(retry).await.expect("record").held);
+    assert!(
+        claim("f3", 20_003).await.is_empty(),
+        "a retrying head holds the queue"
+    );
+    assert_eq!(
+        claim("f4", 30_000).await,
+        [ids[0].clone()],
+        "the head again"
+    );
+    let mut done = outcome(&ids[0], "f4", DeliveryStatus::Delivered, 30_001);
+    done.route = RouteHealth::Unchanged;
+    assert!(store.record(done).await.expect("record").held);
+    assert_eq!(
+        claim("f5", 30_002).await,
+        [ids[1].clone()],
+        "then the next, in order"
     );
 }
 

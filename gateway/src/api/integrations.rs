@@ -6,7 +6,8 @@ use super::extract::{JsonBody, OrgAuth, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
 use crate::model::{
-    Authentication, Filter, Hook, Integration, Method, PluginRef, Secret, endpoint, new_id, now_ms,
+    Authentication, Filter, Hook, Integration, Method, Ordering, PluginRef, Secret, endpoint,
+    new_id, now_ms,
 };
 use crate::pipeline::request::is_gateway_owned;
 use crate::secrets;
@@ -48,6 +49,9 @@ pub struct IntegrationIn {
     /// dropped.
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<u32>,
+    /// `none` (default) or `fifo`: deliveries to each endpoint one at a
+    /// time, in acceptance order; a head being retried holds the rest.
+    pub ordering: Option<String>,
     /// Whether events are routed to it (default true).
     pub enabled: Option<bool>,
     /// Read-only; accepted (and ignored) so a fetched integration can be sent back.
@@ -138,6 +142,8 @@ pub struct IntegrationOut {
     pub filter: Option<serde_json::Value>,
     /// Deliveries per second allowed to each endpoint, if limited.
     pub rate_limit: Option<u32>,
+    /// `none` or `fifo`.
+    pub ordering: String,
     /// Whether events are routed to it.
     pub enabled: bool,
     /// Why the gateway disabled it, if it did.
@@ -220,6 +226,7 @@ impl From<&Integration> for IntegrationOut {
             config: i.config.clone(),
             filter: i.filter.as_ref().map(|f| f.source().clone()),
             rate_limit: i.rate_limit,
+            ordering: i.ordering.as_str().to_owned(),
             enabled: i.enabled,
             disabled_reason: i.disabled_reason.clone(),
             created: i.created,
@@ -239,6 +246,7 @@ struct Validated {
     config: BTreeMap<String, String>,
     filter: Option<Filter>,
     rate_limit: Option<u32>,
+    ordering: Ordering,
     enabled: bool,
 }
 
@@ -312,6 +320,7 @@ impl IntegrationIn {
         super::validate_config(&config, &mut p);
         let filter = p.filter(self.filter);
         p.rate_limit(self.rate_limit);
+        let ordering = p.ordering(self.ordering.as_deref());
         p.finish()?;
         Ok(Validated {
             name: name.unwrap_or_default(),
@@ -322,6 +331,7 @@ impl IntegrationIn {
             config,
             filter,
             rate_limit: self.rate_limit,
+            ordering,
             enabled: self.enabled.unwrap_or(true),
         })
     }
@@ -471,6 +481,7 @@ pub async fn create(
         config: v.config,
         filter: v.filter,
         rate_limit: v.rate_limit,
+        ordering: v.ordering,
         enabled: v.enabled,
         disabled_reason: None,
         signing_secret: Secret::new(secrets::new_signing_secret()),
@@ -551,6 +562,7 @@ pub async fn update(
         config: v.config,
         filter: v.filter,
         rate_limit: v.rate_limit,
+        ordering: v.ordering,
         // Re-enabling clears the reason the gateway disabled it for.
         disabled_reason: if v.enabled {
             None

@@ -1,7 +1,7 @@
 //! Field checks shared by the management API's request types.
 
 use super::error::FieldError;
-use crate::model::Filter;
+use crate::model::{Filter, Ordering};
 use std::net::IpAddr;
 
 /// Collects field problems.
@@ -74,6 +74,18 @@ impl Problems {
     pub fn rate_limit(&mut self, value: Option<u32>) {
         if value.is_some_and(|n| !(1..=10_000).contains(&n)) {
             self.add("rateLimit", "must be 1 to 10000 deliveries per second");
+        }
+    }
+
+    /// Parses a route's ordering: `none` (default) or `fifo`.
+    pub fn ordering(&mut self, value: Option<&str>) -> Ordering {
+        match value.map(Ordering::parse) {
+            None => Ordering::None,
+            Some(Some(ordering)) => ordering,
+            Some(None) => {
+                self.add("ordering", "must be `none` or `fifo`");
+                Ordering::None
+            }
         }
     }
 

@@ -5,7 +5,9 @@ use super::error::ApiError;
 use super::extract::{JsonBody, OrgAuth, PageRequest, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
-use crate::model::{Filter, Method, PluginRef, Secret, Webhook, WebhookFilter, new_id, now_ms};
+use crate::model::{
+    Filter, Method, Ordering, PluginRef, Secret, Webhook, WebhookFilter, new_id, now_ms,
+};
 use crate::secrets;
 use axum::extract::State;
 use axum::response::Response;
@@ -48,6 +50,9 @@ pub struct WebhookIn {
     /// dropped.
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<u32>,
+    /// `none` (default) or `fifo`: deliveries to each endpoint one at a
+    /// time, in acceptance order; a head being retried holds the rest.
+    pub ordering: Option<String>,
     /// Read-only; ignored (lets a fetched object be sent back whole).
     #[schema(read_only)]
     #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
@@ -109,6 +114,8 @@ pub struct WebhookOut {
     pub filter: Option<serde_json::Value>,
     /// Deliveries per second allowed to each endpoint, if limited.
     pub rate_limit: Option<u32>,
+    /// `none` or `fifo`.
+    pub ordering: String,
     /// Created, epoch ms.
     pub created: i64,
     /// Modified, epoch ms.
@@ -140,6 +147,7 @@ impl From<&Webhook> for WebhookOut {
             config: w.config.clone(),
             filter: w.filter.as_ref().map(|f| f.source().clone()),
             rate_limit: w.rate_limit,
+            ordering: w.ordering.as_str().to_owned(),
             created: w.created,
             modified: w.modified,
             deleted: w.deleted,
@@ -160,6 +168,7 @@ struct Validated {
     config: BTreeMap<String, String>,
     filter: Option<Filter>,
     rate_limit: Option<u32>,
+    ordering: Ordering,
 }
 
 impl WebhookIn {
@@ -219,6 +228,7 @@ impl WebhookIn {
         super::validate_config(&config, &mut p);
         let filter = p.filter(self.filter);
         p.rate_limit(self.rate_limit);
+        let ordering = p.ordering(self.ordering.as_deref());
         p.finish()?;
         Ok(Validated {
             topic: topic.unwrap_or_default(),
@@ -230,6 +240,7 @@ impl WebhookIn {
             config,
             filter,
             rate_limit: self.rate_limit,
+            ordering,
         })
     }
 }
@@ -282,6 +293,7 @@ pub async fn create(
         config: v.config,
         filter: v.filter,
         rate_limit: v.rate_limit,
+        ordering: v.ordering,
         secret: Secret::new(secrets::new_signing_secret()),
         previous_secret: None,
         deleted: false,
@@ -373,6 +385,7 @@ pub async fn update(
         config: v.config,
         filter: v.filter,
         rate_limit: v.rate_limit,
+        ordering: v.ordering,
         disabled_reason: None,
         modified: now_ms().max(existing.modified + 1),
         ..existing

@@ -135,6 +135,37 @@ impl Method {
     }
 }
 
+/// How deliveries to one destination (a subscription URL, an integration
+/// hook) are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ordering {
+    /// As they come: in parallel, each retried on its own.
+    #[default]
+    None,
+    /// One at a time, in the order their events were accepted; a head that
+    /// is being retried holds the rest until it is delivered or ends.
+    Fifo,
+}
+
+impl Ordering {
+    /// `none` or `fifo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Fifo => "fifo",
+        }
+    }
+
+    /// Parses `none` or `fifo`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "fifo" => Some(Self::Fifo),
+            _ => None,
+        }
+    }
+}
+
 /// One hook of an integration: events of `hook_type` go to `endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hook {
@@ -195,6 +226,8 @@ pub struct Integration {
     pub filter: Option<Filter>,
     /// At most this many deliveries per second to each hook's endpoint.
     pub rate_limit: Option<u32>,
+    /// How deliveries to each hook's endpoint are ordered.
+    pub ordering: Ordering,
     /// Whether events are routed to it.
     pub enabled: bool,
     /// Why the gateway disabled it, if it did.
@@ -232,6 +265,8 @@ pub struct Webhook {
     pub filter: Option<Filter>,
     /// At most this many deliveries per second to each URL.
     pub rate_limit: Option<u32>,
+    /// How deliveries to each URL are ordered.
+    pub ordering: Ordering,
     /// Signing secret, `whsec_…` (stored encrypted).
     pub secret: Secret,
     /// The previous secret, still signing until `previous_secret_expires`.
@@ -342,6 +377,8 @@ pub struct Route {
     pub method: Method,
     /// Only events that match go this way.
     pub filter: Option<std::sync::Arc<Filter>>,
+    /// How deliveries this way are ordered.
+    pub ordering: Ordering,
 }
 
 /// Where a delivery stands.
@@ -419,6 +456,9 @@ pub struct Delivery {
     pub content_type: Option<String>,
     /// Extra headers from the plugin.
     pub headers: Vec<(String, String)>,
+    /// For a FIFO destination, its queue: deliveries with the same key go
+    /// one at a time, in acceptance order.
+    pub fifo_key: Option<String>,
     /// Attempts made.
     pub attempts: i64,
     /// Attempts made before the last replay.

@@ -8,9 +8,9 @@ use crate::model::{
 use crate::secrets::SecretSlot;
 
 const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks, authentication, client_secret, \
-     signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified, filter, rate_limit";
+     signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified, filter, rate_limit, ordering";
 const WEBHOOK_COLUMNS: &str = "id, organization_id, topic, urls, name, shop_id, method, plugin_name, plugin_version, \
-     config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified, filter, rate_limit";
+     config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified, filter, rate_limit, ordering";
 
 /// Where an integration's secret column is stored.
 fn slot<'a>(i: &'a Integration, column: &'static str) -> SecretSlot<'a> {
@@ -194,7 +194,7 @@ impl Store {
     /// Stores a new integration and its routing rows.
     pub async fn insert_integration(&self, i: &Integration) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
         let cipher = &self.cipher;
         with_pool!(self, |p| {
@@ -221,6 +221,7 @@ impl Store {
                 .bind(i.modified)
                 .bind(filter_json(&i.filter))
                 .bind(i.rate_limit.map(i64::from))
+                .bind(i.ordering.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, "integration"))?;
@@ -238,7 +239,7 @@ impl Store {
             let updated = sqlx::query(
                 "UPDATE integrations SET name = $1, description = $2, hooks = $3, authentication = $4, client_secret = $5, \
                  signing_secret = $6, plugin_name = $7, plugin_version = $8, config = $9, enabled = $10, \
-                 disabled_reason = $11, modified = $12, filter = $13, rate_limit = $14 WHERE id = $15 AND organization_id = $16",
+                 disabled_reason = $11, modified = $12, filter = $13, rate_limit = $14, ordering = $15 WHERE id = $16 AND organization_id = $17",
             )
             .bind(&i.name)
             .bind(&i.description)
@@ -254,6 +255,7 @@ impl Store {
             .bind(i.modified)
             .bind(filter_json(&i.filter))
             .bind(i.rate_limit.map(i64::from))
+            .bind(i.ordering.as_str())
             .bind(&i.id)
             .bind(i.organization_id.as_str())
             .execute(&mut *tx)
@@ -359,8 +361,8 @@ impl Store {
     /// limit of subscriptions already ([`StoreError::TooManySubscriptions`]).
     pub async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 \
-             WHERE (SELECT COUNT(*) FROM webhooks WHERE organization_id = $2 AND NOT deleted) < $20"
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 \
+             WHERE (SELECT COUNT(*) FROM webhooks WHERE organization_id = $2 AND NOT deleted) < $21"
         );
         let limit = self.limits.subscriptions_per_organization;
         let cipher = &self.cipher;
@@ -388,6 +390,7 @@ impl Store {
             .bind(w.modified)
             .bind(filter_json(&w.filter))
             .bind(w.rate_limit.map(i64::from))
+            .bind(w.ordering.as_str())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .execute(p)
             .await
@@ -408,7 +411,7 @@ impl Store {
             sqlx::query(
                 "UPDATE webhooks SET topic = $1, urls = $2, name = $3, shop_id = $4, method = $5, plugin_name = $6, \
                  plugin_version = $7, config = $8, deleted = $9, disabled_reason = $10, modified = $11, \
-                 filter = $12, rate_limit = $13 WHERE id = $14 AND organization_id = $15",
+                 filter = $12, rate_limit = $13, ordering = $14 WHERE id = $15 AND organization_id = $16",
             )
             .bind(&w.topic)
             .bind(serde_json::to_string(&w.urls).unwrap_or_default())
@@ -423,6 +426,7 @@ impl Store {
             .bind(w.modified)
             .bind(filter_json(&w.filter))
             .bind(w.rate_limit.map(i64::from))
+            .bind(w.ordering.as_str())
             .bind(&w.id)
             .bind(w.organization_id.as_str())
             .execute(p)

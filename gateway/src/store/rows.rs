@@ -7,7 +7,7 @@ use super::management::WEBHOOK_SIGNING_SECRET;
 use super::queue::executor::{FromRow, Row};
 use crate::model::{
     Attempt, Authentication, Delivery, DeliveryStatus, Event, EventType, Filter, Hook, Integration,
-    Method, OrgId, PluginRef, Secret, TargetKind, Webhook,
+    Method, Ordering, OrgId, PluginRef, Secret, TargetKind, Webhook,
 };
 use crate::secrets::{Cipher, SecretSlot};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,7 @@ pub(super) struct IntegrationRow {
     pub modified: i64,
     pub filter: Option<String>,
     pub rate_limit: Option<i64>,
+    pub ordering: String,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -55,6 +56,7 @@ pub(super) struct WebhookRow {
     pub modified: i64,
     pub filter: Option<String>,
     pub rate_limit: Option<i64>,
+    pub ordering: String,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -113,6 +115,10 @@ fn decrypt(cipher: &Cipher, data: &[u8], slot: SecretSlot<'_>) -> Result<Secret,
         .decrypt(data, slot)
         .map(Secret::new)
         .map_err(|e| corrupt(slot.column, e))
+}
+
+pub(super) fn ordering(s: &str) -> Result<Ordering, StoreError> {
+    Ordering::parse(s).ok_or_else(|| corrupt("ordering", s))
 }
 
 pub(super) fn method(s: &str) -> Result<Method, StoreError> {
@@ -216,6 +222,7 @@ impl IntegrationRow {
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
             filter: stored_filter(self.filter.as_deref())?,
             rate_limit: self.rate_limit.and_then(|n| u32::try_from(n).ok()),
+            ordering: ordering(&self.ordering)?,
             enabled: self.enabled,
             disabled_reason: self.disabled_reason,
             signing_secret,
@@ -262,6 +269,7 @@ impl WebhookRow {
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,
             filter: stored_filter(self.filter.as_deref())?,
             rate_limit: self.rate_limit.and_then(|n| u32::try_from(n).ok()),
+            ordering: ordering(&self.ordering)?,
             secret: decrypt(&self.secret, WEBHOOK_SIGNING_SECRET)?,
             previous_secret,
             deleted: self.deleted,
@@ -296,6 +304,7 @@ pub(super) struct DeliveryRow {
     created: i64,
     modified: i64,
     completed: Option<i64>,
+    fifo_key: Option<String>,
 }
 
 impl FromRow for DeliveryRow {
@@ -322,6 +331,7 @@ impl FromRow for DeliveryRow {
             created: row.int(18)?,
             modified: row.int(19)?,
             completed: row.opt_int(20)?,
+            fifo_key: row.opt_text(21)?,
         })
     }
 }
@@ -334,6 +344,7 @@ impl DeliveryRow {
             method: method(&self.method)?,
             status: DeliveryStatus::parse(&self.status)
                 .ok_or_else(|| corrupt("status", &self.status))?,
+            fifo_key: self.fifo_key,
             headers: match self.headers {
                 Some(h) => serde_json::from_str(&h).map_err(|e| corrupt("headers", e))?,
                 None => Vec::new(),

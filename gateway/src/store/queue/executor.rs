@@ -121,9 +121,15 @@ impl FromRow for (String, i64) {
     }
 }
 
-impl FromRow for (String, String, String, Option<String>) {
+impl FromRow for (String, String, String, Option<String>, String) {
     fn from_row(row: &impl Row) -> Result<Self, StoreError> {
-        Ok((row.text(0)?, row.text(1)?, row.text(2)?, row.opt_text(3)?))
+        Ok((
+            row.text(0)?,
+            row.text(1)?,
+            row.text(2)?,
+            row.opt_text(3)?,
+            row.text(4)?,
+        ))
     }
 }
 

@@ -8,11 +8,11 @@ use super::executor::{Dialect, Executor, FromRow, Param, Row};
 use super::sql::{self, MultiRow, chunks};
 use super::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
 use crate::model::{
-    Delivery, DeliveryStatus, EpochMs, Event, Filter, FilterInput, Method, OrgId, PreparedRequest,
-    Route, TargetKind, new_id,
+    Delivery, DeliveryStatus, EpochMs, Event, Filter, FilterInput, Method, Ordering, OrgId,
+    PreparedRequest, Route, TargetKind, new_id,
 };
 use crate::store::StoreError;
-use crate::store::rows::{DeliveryRow, EventRow, method, stored_filter};
+use crate::store::rows::{self, DeliveryRow, EventRow, method, stored_filter};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,6 +28,7 @@ pub(crate) struct DeliveryKey {
     pub target_id: String,
     pub endpoint: String,
     pub method: Method,
+    pub fifo_key: Option<String>,
 }
 
 impl From<&Delivery> for DeliveryKey {
@@ -41,6 +42,7 @@ impl From<&Delivery> for DeliveryKey {
             target_id: d.target_id.clone(),
             endpoint: d.endpoint.clone(),
             method: d.method,
+            fifo_key: d.fifo_key.clone(),
         }
     }
 }
@@ -246,6 +248,8 @@ struct NewDelivery<'a> {
     body: Option<&'a PreparedRequest>,
     headers: Option<String>,
     at: EpochMs,
+    /// Its FIFO queue, when its destination is FIFO.
+    fifo_key: Option<String>,
 }
 
 /// Where a new delivery goes, borrowed from its event or parent delivery.
@@ -276,6 +280,8 @@ impl<'a> NewDelivery<'a> {
             body: None,
             headers: None,
             at: e.created,
+            fifo_key: (route.ordering == Ordering::Fifo)
+                .then(|| fifo_key(&route.target_id, &route.endpoint)),
         }
     }
 
@@ -295,8 +301,15 @@ impl<'a> NewDelivery<'a> {
             body: Some(request),
             headers: Some(serde_json::to_string(&request.headers).unwrap_or_default()),
             at,
+            fifo_key: parent.fifo_key.clone(),
         }
     }
+}
+
+/// The queue of a FIFO destination: one subscription URL, one integration
+/// hook's endpoint.
+fn fifo_key(target_id: &str, endpoint: &str) -> String {
+    format!("{target_id} {endpoint}")
 }
 
 async fn insert_deliveries<E: Executor>(
@@ -318,6 +331,7 @@ async fn insert_deliveries<E: Executor>(
             d.body.map(|b| b.content_type.as_str()).into(),
             d.headers.as_deref().into(),
             d.at.into(),
+            d.fifo_key.as_deref().into(),
         ])
     })
     .await
@@ -488,7 +502,7 @@ fn key(e: &Event) -> (&str, &str) {
 /// per route here, evaluated per event by [`matching`]).
 async fn routes_of<E: Executor>(db: &mut E, e: &Event) -> Result<Vec<Route>, StoreError> {
     let org = e.organization_id.as_str();
-    type RouteRow = (String, String, String, Option<String>);
+    type RouteRow = (String, String, String, Option<String>, String);
     let hooks: Vec<RouteRow> = db
         .fetch(sql::ROUTE_HOOKS, &[org.into(), (&e.event_type).into()])
         .await?;
@@ -508,26 +522,29 @@ async fn routes_of<E: Executor>(db: &mut E, e: &Event) -> Result<Vec<Route>, Sto
         filters.insert(id.to_owned(), parsed.clone());
         Ok(parsed)
     };
-    for (id, endpoint, m, filter) in hooks {
+    for (id, endpoint, m, filter, ordering) in hooks {
         routes.push(Route {
             target_kind: TargetKind::Integration,
             filter: filter_of(&id, filter)?,
+            ordering: rows::ordering(&ordering)?,
             target_id: id,
             endpoint,
             method: method(&m)?,
         });
     }
-    for (id, urls, m, filter) in webhooks {
+    for (id, urls, m, filter, ordering) in webhooks {
         let urls: Vec<String> =
             serde_json::from_str(&urls).map_err(|e| StoreError::Corrupt(format!("urls: {e}")))?;
         let m = method(&m)?;
         let filter = filter_of(&id, filter)?;
+        let ordering = rows::ordering(&ordering)?;
         routes.extend(urls.into_iter().map(|endpoint| Route {
             target_kind: TargetKind::Webhook,
             target_id: id.clone(),
             endpoint,
             method: m,
             filter: filter.clone(),
+            ordering,
         }));
     }
     Ok(routes)

@@ -15,7 +15,7 @@ macro_rules! delivery_columns {
     () => {
         "id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, \
          status, transformed, body, content_type, headers, attempts, attempt_base, next_attempt_at, last_error, \
-         last_status, created, modified, completed"
+         last_status, created, modified, completed, fifo_key"
     };
 }
 
@@ -104,13 +104,13 @@ pub(super) const EVENT_DELIVERIES: &str =
 pub(super) const EVENT_DELIVERY_COUNT: &str =
     "SELECT COUNT(*) FROM deliveries WHERE organization_id = $1 AND event_id = $2";
 
-pub(super) const ROUTE_HOOKS: &str = "SELECT h.integration_id, h.endpoint, h.method, i.filter \
+pub(super) const ROUTE_HOOKS: &str = "SELECT h.integration_id, h.endpoint, h.method, i.filter, i.ordering \
      FROM integration_hooks h \
      JOIN integrations i ON i.id = h.integration_id \
      WHERE h.organization_id = $1 AND h.hook_type = $2 AND i.enabled AND i.disabled_reason IS NULL \
      ORDER BY h.integration_id, h.position";
 
-pub(super) const ROUTE_WEBHOOKS: &str = "SELECT id, urls, method, filter \
+pub(super) const ROUTE_WEBHOOKS: &str = "SELECT id, urls, method, filter, ordering \
      FROM webhooks \
      WHERE organization_id = $1 AND topic = $2 AND NOT deleted AND disabled_reason IS NULL AND (shop_id IS NULL OR $3 IS NULL OR shop_id = $3) \
      ORDER BY created, id";
@@ -119,10 +119,10 @@ pub(super) const ROUTE_WEBHOOKS: &str = "SELECT id, urls, method, filter \
 /// out by a transform (transformed, with a body).
 pub(super) const INSERT_DELIVERIES: MultiRow = MultiRow {
     head: "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, status, \
-           transformed, body, content_type, headers, next_attempt_at, created, modified) VALUES ",
-    row: "($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $13, $13)",
+           transformed, body, content_type, headers, next_attempt_at, created, modified, fifo_key) VALUES ",
+    row: "($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $13, $13, $14)",
     tail: "",
-    params: 13,
+    params: 14,
 };
 
 /// A transform's first request onto its delivery, fenced by the lease.
@@ -193,6 +193,16 @@ pub(super) fn claim(dialect: Dialect) -> &'static str {
     }
 }
 
+/// A FIFO delivery is claimable only at the head of its queue: no earlier
+/// delivery of the same queue is pending (retrying, or in flight).
+macro_rules! fifo_head {
+    () => {
+        " AND (fifo_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p \
+         WHERE p.fifo_key = deliveries.fifo_key AND p.status = 'pending' \
+         AND (p.created < deliveries.created OR (p.created = deliveries.created AND p.id < deliveries.id))))"
+    };
+}
+
 /// The organizations in a JSON array parameter, per dialect.
 macro_rules! held_sqlite {
     ($p:literal) => {
@@ -214,6 +224,7 @@ macro_rules! claim_sql {
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 ",
             "AND (lease_expires IS NULL OR lease_expires < $3) AND organization_id NOT IN ",
             $held,
+            fifo_head!(),
             " ORDER BY next_attempt_at LIMIT $5",
             $lock,
             ") RETURNING ",
@@ -239,12 +250,15 @@ pub(super) fn next_due(dialect: Dialect) -> &'static str {
 const NEXT_DUE_SQLITE: &str = concat!(
     "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND organization_id NOT IN ",
     held_sqlite!("$1"),
+    fifo_head!(),
     " ORDER BY next_attempt_at LIMIT 1"
 );
 const NEXT_DUE_POSTGRES: &str = concat!(
     "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND organization_id NOT IN ",
     held_postgres!("$1"),
-    " AND (lease_expires IS NULL OR lease_expires < $2) ORDER BY next_attempt_at LIMIT 1"
+    " AND (lease_expires IS NULL OR lease_expires < $2)",
+    fifo_head!(),
+    " ORDER BY next_attempt_at LIMIT 1"
 );
 
 /// Leases extended while their attempts run, each fenced by its claim.
