@@ -693,6 +693,15 @@ async fn fifo(store: &Store, org: &OrgId) {
         [ids[1].clone()],
         "then the next, in order"
     );
+    // A head that dies moves the queue on too.
+    let mut dead = outcome(&ids[1], "f5", DeliveryStatus::Dead, 30_003);
+    dead.route = RouteHealth::Unchanged;
+    assert!(store.record(dead).await.expect("record").held);
+    assert_eq!(
+        claim("f6", 30_004).await,
+        [ids[2].clone()],
+        "past a dead head"
+    );
 }
 
 #[tokio::test]

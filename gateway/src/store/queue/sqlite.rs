@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use rusqlite::types::Null;
 use sqlx::sqlite::SqliteRow;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Opens the writer connection on `path` and starts its thread.
 ///
@@ -34,6 +34,10 @@ pub(crate) fn start(path: &Path) -> Result<Writer, StoreError> {
     // a commit of this one: copying the log into the database and syncing
     // it takes milliseconds, a stall for every write queued behind it.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // A log that grew under load (checkpoints cannot finish while readers
+    // hold old snapshots) is cut back to this when it next starts over,
+    // instead of keeping its largest size on disk for good.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
     conn.set_prepared_statement_cache_capacity(256);
     let wal = wal_path(path);
     let mut log: Option<std::fs::File> = None;
@@ -58,6 +62,8 @@ pub(crate) fn start(path: &Path) -> Result<Writer, StoreError> {
     Writer::spawn(SqliteWriter {
         conn,
         sync,
+        wal: wal_path(path),
+        finished: Instant::now(),
         _checkpoints: checkpoints,
     })
 }
@@ -65,6 +71,16 @@ pub(crate) fn start(path: &Path) -> Result<Writer, StoreError> {
 /// Log size past which it is copied into the database (SQLite's own
 /// default: 1000 pages of 4 KiB).
 const CHECKPOINT_AFTER: u64 = 4 << 20;
+/// What the log file is cut back to when it starts over.
+const JOURNAL_SIZE_LIMIT: i64 = 16 << 20;
+/// Log size past which the writer finishes a checkpoint itself, right
+/// after a commit. The checkpoint thread copies most of the log, but a log
+/// starts over only when it was copied up to its end, and a writer that
+/// keeps appending is always ahead of another thread's checkpoint: under
+/// steady load the log would grow for good. Finishing it on the writer's
+/// own thread costs a short stall (what the other thread left: frames of
+/// the last fraction of a second) once per this much log.
+const FINISH_AFTER: u64 = 64 << 20;
 
 /// Starts the thread that copies the write-ahead log into the database when
 /// it has grown past [`CHECKPOINT_AFTER`], without blocking the writer
@@ -103,11 +119,33 @@ fn wal_path(db: &Path) -> std::path::PathBuf {
 struct SqliteWriter {
     conn: Connection,
     sync: DeferredSync,
+    /// The write-ahead log's path.
+    wal: std::path::PathBuf,
+    /// When the writer last finished a checkpoint itself.
+    finished: Instant,
     /// Keeps the checkpoint thread running.
     _checkpoints: std::sync::mpsc::Sender<()>,
 }
 
 impl SqliteWriter {
+    /// Past [`FINISH_AFTER`] of log (at most once a second), checkpoints
+    /// up to the end of the log, so its next write starts it over (and
+    /// `journal_size_limit` cuts the file back).
+    fn finish_checkpoint_if_large(&mut self) {
+        if self.finished.elapsed() < Duration::from_secs(1)
+            || !std::fs::metadata(&self.wal).is_ok_and(|m| m.len() > FINISH_AFTER)
+        {
+            return;
+        }
+        self.finished = Instant::now();
+        if let Err(error) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(%error, "could not checkpoint the database log");
+        }
+    }
+
     fn bind(
         statement: &mut rusqlite::CachedStatement<'_>,
         params: &[Param<'_>],
@@ -145,6 +183,7 @@ impl Executor for SqliteWriter {
 
     async fn commit(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch("COMMIT")?;
+        self.finish_checkpoint_if_large();
         Ok(())
     }
 
