@@ -20,12 +20,12 @@
 use super::attempt::Chain;
 use super::authorize::TokenCache;
 use super::deliver::{self, DestinationRates, HostLimits, HttpSettings};
-use super::record::{Outcome, Recorder, RetryPolicy};
+use super::record::{Recorder, RetryPolicy};
 use super::route::Routes;
-use crate::model::{Delivery, OrgId, new_id, now_ms};
+use crate::model::{Delivery, Event, OrgId, new_id, now_ms};
 use crate::plugin::Registry;
 use crate::store::{Claim, Store};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,9 +122,13 @@ impl Pipeline {
         // Claim in chunks: one claim per finished job would put a write per
         // delivery on the queue's hot row set.
         let chunk = (self.settings.concurrency / 4).clamp(1, 32);
+        // Claimed past their organization's limit: they start, before any
+        // new claim, as soon as their organization has room.
+        let mut parked: VecDeque<Parked> = VecDeque::new();
         while !cancel.is_cancelled() {
             while tasks.try_join_next().is_some() {}
-            let free = slots.available_permits();
+            self.unpark(&mut parked, &slots, &mut tasks).await;
+            let free = slots.available_permits().saturating_sub(parked.len());
             if free == 0 || (free < chunk && !tasks.is_empty()) {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -144,7 +148,7 @@ impl Pipeline {
             };
             let claimed = claim.deliveries.len();
             let next_due = claim.next_due;
-            self.start(claim, &slots, &mut tasks).await;
+            self.start(claim, &mut parked, &slots, &mut tasks).await;
             if claimed < free {
                 // Nothing more is claimable: sleep until woken (new work, or
                 // a held organization's job finished), the next due job, or
@@ -161,6 +165,8 @@ impl Pipeline {
                 }
             }
         }
+        // Parked deliveries are leased and not started: released below.
+        drop(parked);
         self.drain(tasks).await;
         let _ = renewing.await;
         tracing::info!("delivery workers stopped");
@@ -179,8 +185,15 @@ impl Pipeline {
 
     /// Starts a task per claimed delivery. One past its organization's
     /// limit (a claim may take more of one organization than it has room
-    /// for) is deferred instead, without an attempt.
-    async fn start(&self, claim: Claim, slots: &Arc<Semaphore>, tasks: &mut JoinSet<()>) {
+    /// for) is parked: kept leased (and renewed), and started when its
+    /// organization has room, before anything new is claimed.
+    async fn start(
+        &self,
+        claim: Claim,
+        parked: &mut VecDeque<Parked>,
+        slots: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+    ) {
         let lease: Arc<str> = claim.lease.into();
         let mut events: HashMap<(OrgId, String), _> = claim
             .events
@@ -188,32 +201,58 @@ impl Pipeline {
             .map(|e| ((e.organization_id.clone(), e.id.clone()), e))
             .collect();
         for delivery in claim.deliveries {
-            let Some(ticket) = self.in_flight.admit(&delivery, &lease) else {
-                let outcome = Outcome::Deferred {
-                    after: ORGANIZATION_WAIT,
-                    reason: "the organization has its limit of deliveries in flight".into(),
-                };
-                let recorder = &self.chain.recorder;
-                if let Err(error) = recorder.record(&delivery, &lease, now_ms(), outcome).await {
-                    tracing::warn!(%error, "could not defer a delivery; its lease will expire");
-                }
-                continue;
-            };
-            let permit = slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let chain = self.chain.clone();
             let event =
                 events.remove(&(delivery.organization_id.clone(), delivery.event_id.clone()));
-            let lease = lease.clone();
-            tasks.spawn(async move {
-                chain.run(delivery, event, &lease).await;
-                drop(ticket);
-                drop(permit);
-            });
+            let job = Parked {
+                delivery,
+                event,
+                lease: lease.clone(),
+            };
+            if let Err(job) = self.spawn(job, slots, tasks).await {
+                self.in_flight.park(&job.delivery.id, &job.lease);
+                parked.push_back(job);
+            }
         }
+    }
+
+    /// Starts the parked deliveries whose organizations have room now.
+    async fn unpark(
+        &self,
+        parked: &mut VecDeque<Parked>,
+        slots: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+    ) {
+        for _ in 0..parked.len() {
+            let Some(job) = parked.pop_front() else { break };
+            if let Err(job) = self.spawn(job, slots, tasks).await {
+                parked.push_back(job);
+            }
+        }
+    }
+
+    /// Runs `job` on a task of its own, unless its organization is at its
+    /// limit (then it is handed back).
+    async fn spawn(
+        &self,
+        job: Parked,
+        slots: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<(), Parked> {
+        let Some(ticket) = self.in_flight.admit(&job.delivery, &job.lease) else {
+            return Err(job);
+        };
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let chain = self.chain.clone();
+        tasks.spawn(async move {
+            chain.run(job.delivery, job.event, &job.lease).await;
+            drop(ticket);
+            drop(permit);
+        });
+        Ok(())
     }
 
     /// Extends the leases of the attempts in flight every third of a
@@ -256,8 +295,13 @@ impl Pipeline {
     }
 }
 
-/// How long a delivery claimed past its organization's limit waits.
-const ORGANIZATION_WAIT: Duration = Duration::from_millis(500);
+/// A claimed delivery waiting for room in its organization.
+#[derive(Debug)]
+struct Parked {
+    delivery: Delivery,
+    event: Option<Event>,
+    lease: Arc<str>,
+}
 
 /// The deliveries in flight on this replica: how many per organization
 /// (for the claim to skip those at their limit) and under which claim
@@ -318,6 +362,14 @@ impl InFlight {
             delivery: delivery.id.clone(),
             wake: self.wake.clone(),
         })
+    }
+
+    /// Keeps a parked delivery's lease renewed (it is counted in when it
+    /// starts).
+    fn park(&self, delivery: &str, lease: &Arc<str>) {
+        self.lock()
+            .leases
+            .insert(delivery.to_owned(), lease.clone());
     }
 
     /// (delivery id, claim) of every delivery in flight.
