@@ -60,9 +60,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKGATE_ENDPOINT_CONCURRENCY", default_value_t = 32)]
     pub endpoint_concurrency: usize,
     /// Deliveries in flight at once for one organization (per replica), so
-    /// one tenant's backlog cannot take every worker; default: three
-    /// quarters of the workers (a quarter is always left to the others,
-    /// and one busy tenant alone is not held back much).
+    /// one tenant's backlog cannot take every worker; default: half the
+    /// workers. A gateway serving one tenant may set it to `--workers`.
     #[arg(long, env = "HOOKGATE_ORGANIZATION_CONCURRENCY")]
     pub organization_concurrency: Option<usize>,
     /// Connect and total timeout of one delivery attempt.
@@ -192,7 +191,7 @@ impl ServeArgs {
                 per_endpoint: self.endpoint_concurrency.max(1),
                 per_organization: self
                     .organization_concurrency
-                    .unwrap_or(self.workers * 3 / 4)
+                    .unwrap_or(self.workers / 2)
                     .max(1),
                 replicas: self.replicas.max(1),
                 lease: self.lease.into(),

@@ -123,12 +123,16 @@ impl Pipeline {
         // delivery on the queue's hot row set.
         let chunk = (self.settings.concurrency / 4).clamp(1, 32);
         // Claimed past their organization's limit: they start, before any
-        // new claim, as soon as their organization has room.
+        // new claim, as soon as their organization has room. They take no
+        // slot while they wait (other organizations' work goes on), and
+        // there are at most one claim's worth per organization: while
+        // they wait, their organization stays at its limit and out of
+        // claims.
         let mut parked: VecDeque<Parked> = VecDeque::new();
         while !cancel.is_cancelled() {
             while tasks.try_join_next().is_some() {}
             self.unpark(&mut parked, &slots, &mut tasks).await;
-            let free = slots.available_permits().saturating_sub(parked.len());
+            let free = slots.available_permits();
             if free == 0 || (free < chunk && !tasks.is_empty()) {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
