@@ -586,26 +586,10 @@ async fn store_transforms<E: Executor>(
         let mut fits = Vec::with_capacity(pass.len());
         for i in pass {
             let (delivery, _, requests, _) = op(i);
-            if requests.len() > 1 {
-                let made: Vec<i64> = db
-                    .fetch(
-                        sql::EVENT_DELIVERY_COUNT,
-                        &[
-                            delivery.organization_id.as_str().into(),
-                            (&delivery.event_id).into(),
-                        ],
-                    )
-                    .await?;
-                let deliveries = made.first().copied().unwrap_or(0) as usize + requests.len() - 1;
-                if deliveries > limit(i) {
-                    out[i] = Some(WriteResult::TooManyDeliveries {
-                        deliveries,
-                        limit: limit(i),
-                    });
-                    continue;
-                }
+            match over_limit(db, delivery, requests.len(), limit(i)).await? {
+                Some(refused) => out[i] = Some(refused),
+                None => fits.push(i),
             }
-            fits.push(i);
         }
         let pass = fits;
         let firsts: Vec<usize> = pass
@@ -657,6 +641,30 @@ async fn store_transforms<E: Executor>(
         insert_deliveries(db, &fanned).await?;
     }
     Ok(())
+}
+
+/// The refusal of a transform whose `requests` would take its event past
+/// `limit` deliveries, if they would.
+async fn over_limit<E: Executor>(
+    db: &mut E,
+    delivery: &DeliveryKey,
+    requests: usize,
+    limit: usize,
+) -> Result<Option<WriteResult>, StoreError> {
+    if requests <= 1 {
+        return Ok(None);
+    }
+    let made: Vec<i64> = db
+        .fetch(
+            sql::EVENT_DELIVERY_COUNT,
+            &[
+                delivery.organization_id.as_str().into(),
+                (&delivery.event_id).into(),
+            ],
+        )
+        .await?;
+    let deliveries = made.first().copied().unwrap_or(0) as usize + requests - 1;
+    Ok((deliveries > limit).then_some(WriteResult::TooManyDeliveries { deliveries, limit }))
 }
 
 /// Attempt records and final statuses: the delivery's new state (if its
@@ -824,36 +832,51 @@ async fn single<E: Executor>(db: &mut E, op: &WriteOp) -> Result<WriteResult, St
                 .await?;
             Ok(WriteResult::Changed(n))
         }
-        WriteOp::Purge { before, limit } => {
-            let events: Vec<(String, String)> = db
-                .fetch(sql::PURGEABLE_EVENTS, &[(*before).into(), (*limit).into()])
-                .await?;
-            for statement in [
-                &sql::PURGE_ATTEMPTS,
-                &sql::PURGE_DELIVERIES,
-                &sql::PURGE_EVENTS,
-            ] {
-                many::<_, _, Nothing>(db, statement, &events, |(org, id), p| {
-                    p.extend([Param::from(org), id.into()])
-                })
-                .await?;
-            }
-            Ok(WriteResult::Changed(events.len() as u64))
-        }
-        WriteOp::RenewLeases { leases, until } => {
-            let statement = sql::renew_leases(db.dialect());
-            let mut n = 0;
-            for (start, len) in chunks(leases.len()) {
-                let mut params = Vec::with_capacity(len * statement.params);
-                for (id, lease) in &leases[start..start + len] {
-                    params.extend([Param::from(id), lease.into(), (*until).into()]);
-                }
-                n += db.execute(&statement.sql(len), &params).await?;
-            }
-            Ok(WriteResult::Changed(n))
-        }
+        WriteOp::Purge { before, limit } => purge(db, *before, *limit).await,
+        WriteOp::RenewLeases { leases, until } => renew_leases(db, leases, *until).await,
         _ => Err(StoreError::Corrupt("not a single operation".into())),
     }
+}
+
+/// Deletes up to `limit` events past `before` whose deliveries are all
+/// final, with those deliveries and their attempts.
+async fn purge<E: Executor>(
+    db: &mut E,
+    before: EpochMs,
+    limit: i64,
+) -> Result<WriteResult, StoreError> {
+    let events: Vec<(String, String)> = db
+        .fetch(sql::PURGEABLE_EVENTS, &[before.into(), limit.into()])
+        .await?;
+    for statement in [
+        &sql::PURGE_ATTEMPTS,
+        &sql::PURGE_DELIVERIES,
+        &sql::PURGE_EVENTS,
+    ] {
+        many::<_, _, Nothing>(db, statement, &events, |(org, id), p| {
+            p.extend([Param::from(org), id.into()])
+        })
+        .await?;
+    }
+    Ok(WriteResult::Changed(events.len() as u64))
+}
+
+/// Extends the leases (delivery id, claim) of attempts still running.
+async fn renew_leases<E: Executor>(
+    db: &mut E,
+    leases: &[(String, String)],
+    until: EpochMs,
+) -> Result<WriteResult, StoreError> {
+    let statement = sql::renew_leases(db.dialect());
+    let mut n = 0;
+    for (start, len) in chunks(leases.len()) {
+        let mut params = Vec::with_capacity(len * statement.params);
+        for (id, lease) in &leases[start..start + len] {
+            params.extend([Param::from(id), lease.into(), until.into()]);
+        }
+        n += db.execute(&statement.sql(len), &params).await?;
+    }
+    Ok(WriteResult::Changed(n))
 }
 
 /// Leases due deliveries and reads, in the same transaction, the events the
