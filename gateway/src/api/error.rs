@@ -1,7 +1,7 @@
 //! The one HTTP error type. Client mistakes keep their detail; internal
 //! errors become an opaque 500 and are logged here, once.
 
-use crate::pipeline::schema::IngestError;
+use crate::pipeline::ingest::IngestError;
 use crate::store::StoreError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

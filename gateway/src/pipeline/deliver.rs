@@ -6,7 +6,7 @@
 use super::request::{Outgoing, USER_AGENT};
 use crate::model::{Method, Target, endpoint};
 use crate::ssrf::is_private;
-use governor::clock::{Clock as _, DefaultClock};
+use governor::clock::Clock as _;
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::collections::HashMap;
@@ -149,11 +149,9 @@ impl HostLimits {
 #[derive(Debug)]
 pub struct DestinationRates {
     replicas: u32,
-    limiters: std::sync::Mutex<HashMap<(String, String), RateEntry>>,
+    /// Per (route, endpoint): its limit and the limiter made for it.
+    limiters: std::sync::Mutex<HashMap<(String, String), (u32, DefaultDirectRateLimiter)>>,
 }
-
-/// A destination's limit and the limiter made for it.
-type RateEntry = (u32, Arc<DefaultDirectRateLimiter>);
 
 /// A destination is over its rate: the delivery waits this long.
 #[derive(Debug, thiserror::Error)]
@@ -179,22 +177,19 @@ impl DestinationRates {
         let Some(limit) = target.rate_limit().filter(|n| *n > 0) else {
             return Ok(());
         };
-        let limiter = {
-            let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
-            if limiters.len() > 10_000 {
-                limiters.clear();
-            }
-            let entry = limiters
-                .entry((target.id().to_owned(), url.to_owned()))
-                .or_insert_with(|| (limit, Arc::new(self.limiter(limit))));
-            if entry.0 != limit {
-                *entry = (limit, Arc::new(self.limiter(limit)));
-            }
-            entry.1.clone()
-        };
+        let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        if limiters.len() > 10_000 {
+            limiters.clear();
+        }
+        let (made_for, limiter) = limiters
+            .entry((target.id().to_owned(), url.to_owned()))
+            .or_insert_with(|| (limit, self.limiter(limit)));
+        if *made_for != limit {
+            (*made_for, *limiter) = (limit, self.limiter(limit));
+        }
         limiter.check().map_err(|not_until| OverRate {
             limit,
-            wait: not_until.wait_time_from(DefaultClock::default().now()),
+            wait: not_until.wait_time_from(limiter.clock().now()),
         })
     }
 

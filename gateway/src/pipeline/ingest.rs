@@ -5,9 +5,20 @@
 //! filters); its commit wakes the workers. The caller answers 202 only
 //! after this returns, when the event is on disk.
 
-use super::schema::{IngestError, Schemas};
+use super::schema::{Schemas, Violation};
 use crate::model::{Event, OrgId, new_id, now_ms};
-use crate::store::{Ingested, Store};
+use crate::store::{Ingested, Store, StoreError};
+
+/// Why an event was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The payload does not satisfy its type's schema.
+    #[error("the payload does not match the schema of its type")]
+    Invalid(Vec<Violation>),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A validated event to accept.
 #[derive(Debug, Clone)]

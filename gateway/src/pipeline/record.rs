@@ -90,6 +90,39 @@ impl Outcome {
         }
     }
 
+    /// The outcome for a route with `endpoints` endpoints: a 410 from one
+    /// of several fails that delivery only, and leaves the route (and its
+    /// other endpoints) enabled; a 410 from a route's only endpoint disables
+    /// the route.
+    pub fn for_route(self, endpoints: usize) -> Self {
+        match self {
+            Self::Gone { excerpt } if endpoints > 1 => Self::Failed(Failure {
+                error: "receiver answered 410 Gone (the route's other endpoints stay enabled)"
+                    .into(),
+                status: Some(410),
+                excerpt: Some(excerpt),
+                retry_after: None,
+                at_receiver: true,
+            }),
+            other => other,
+        }
+    }
+
+    /// A panic in the chain: a bug, recorded as the attempt's error and
+    /// retried on the schedule (so it ends, dead, if it keeps panicking).
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(panic = %message, "the delivery attempt panicked");
+        Self::Retry(Failure::gateway(format!(
+            "internal error: the attempt panicked: {}",
+            crate::model::truncate(&message, 200)
+        )))
+    }
+
     /// The name used in metrics.
     fn label(&self) -> &'static str {
         match self {
@@ -124,26 +157,6 @@ impl From<Response> for Outcome {
             410 => Self::Gone { excerpt: r.excerpt },
             408 | 429 | 500..=599 => Self::Retry(failure(r)),
             _ => Self::Failed(failure(r)),
-        }
-    }
-}
-
-impl Outcome {
-    /// The outcome for a route with `endpoints` endpoints: a 410 from one
-    /// of several fails that delivery only, and leaves the route (and its
-    /// other endpoints) enabled; a 410 from a route's only endpoint disables
-    /// the route.
-    pub fn for_route(self, endpoints: usize) -> Self {
-        match self {
-            Self::Gone { excerpt } if endpoints > 1 => Self::Failed(Failure {
-                error: "receiver answered 410 Gone (the route's other endpoints stay enabled)"
-                    .into(),
-                status: Some(410),
-                excerpt: Some(excerpt),
-                retry_after: None,
-                at_receiver: true,
-            }),
-            other => other,
         }
     }
 }
@@ -195,23 +208,6 @@ impl From<DestinationBusy> for Outcome {
             after: DESTINATION_WAIT,
             reason: busy.to_string(),
         }
-    }
-}
-
-impl Outcome {
-    /// A panic in the chain: a bug, recorded as the attempt's error and
-    /// retried on the schedule (so it ends, dead, if it keeps panicking).
-    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        tracing::error!(panic = %message, "the delivery attempt panicked");
-        Self::Retry(Failure::gateway(format!(
-            "internal error: the attempt panicked: {}",
-            crate::model::truncate(&message, 200)
-        )))
     }
 }
 

@@ -4,6 +4,7 @@
 //! once per version and cached per replica (looked up again after
 //! [`RECHECK`], so another replica's change is seen within it).
 
+use super::ingest::IngestError;
 use crate::model::{EpochMs, OrgId};
 use crate::store::{Store, StoreError};
 use jsonschema::Validator;
@@ -26,17 +27,6 @@ pub struct Violation {
     pub at: String,
     /// What the schema wanted.
     pub problem: String,
-}
-
-/// Why an event was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// The payload does not satisfy its type's schema.
-    #[error("the payload does not match the schema of its type")]
-    Invalid(Vec<Violation>),
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// Compiles `schema` as draft 2020-12 (linear-time regular expressions,

@@ -8,7 +8,7 @@
 //! hangs holds at most that many of the slots and never stands in front of
 //! another tenant's work. (Destinations and token endpoints are bounded in
 //! the chain the same way: a delivery whose destination is busy is deferred,
-//! never parked on a slot.)
+//! never left waiting on a slot.)
 //!
 //! Every claim has its own name, written on the rows it leases and checked
 //! when their outcomes are recorded, so a job reclaimed after its lease
@@ -128,7 +128,7 @@ impl Pipeline {
         // there are at most one claim's worth per organization: while
         // they wait, their organization stays at its limit and out of
         // claims.
-        let mut parked: VecDeque<Parked> = VecDeque::new();
+        let mut parked: VecDeque<Job> = VecDeque::new();
         while !cancel.is_cancelled() {
             while tasks.try_join_next().is_some() {}
             self.unpark(&mut parked, &slots, &mut tasks).await;
@@ -169,7 +169,7 @@ impl Pipeline {
                 }
             }
         }
-        // Parked deliveries are leased and not started: released below.
+        // Job deliveries are leased and not started: released below.
         drop(parked);
         self.drain(tasks).await;
         let _ = renewing.await;
@@ -194,7 +194,7 @@ impl Pipeline {
     async fn start(
         &self,
         claim: Claim,
-        parked: &mut VecDeque<Parked>,
+        parked: &mut VecDeque<Job>,
         slots: &Arc<Semaphore>,
         tasks: &mut JoinSet<()>,
     ) {
@@ -207,7 +207,7 @@ impl Pipeline {
         for delivery in claim.deliveries {
             let event =
                 events.remove(&(delivery.organization_id.clone(), delivery.event_id.clone()));
-            let job = Parked {
+            let job = Job {
                 delivery,
                 event,
                 lease: lease.clone(),
@@ -222,7 +222,7 @@ impl Pipeline {
     /// Starts the parked deliveries whose organizations have room now.
     async fn unpark(
         &self,
-        parked: &mut VecDeque<Parked>,
+        parked: &mut VecDeque<Job>,
         slots: &Arc<Semaphore>,
         tasks: &mut JoinSet<()>,
     ) {
@@ -238,10 +238,10 @@ impl Pipeline {
     /// limit (then it is handed back).
     async fn spawn(
         &self,
-        job: Parked,
+        job: Job,
         slots: &Arc<Semaphore>,
         tasks: &mut JoinSet<()>,
-    ) -> Result<(), Parked> {
+    ) -> Result<(), Job> {
         let Some(ticket) = self.in_flight.admit(&job.delivery, &job.lease) else {
             return Err(job);
         };
@@ -299,9 +299,9 @@ impl Pipeline {
     }
 }
 
-/// A claimed delivery waiting for room in its organization.
+/// A claimed delivery, to start (or parked until its organization has room).
 #[derive(Debug)]
-struct Parked {
+struct Job {
     delivery: Delivery,
     event: Option<Event>,
     lease: Arc<str>,

@@ -367,28 +367,29 @@ async fn ingest<E: Executor>(
         .filter(|&i| first[&key(event(i))] == i)
         .collect();
     let routing = route_table(db, distinct.iter().map(|&i| event(i))).await?;
-    let mut refused: HashMap<(&str, &str), WriteResult> = HashMap::new();
+    // Each event's routes, its filters applied once; an event past its
+    // limit of deliveries is refused (deliveries, limit) and not written.
+    let mut refused: HashMap<(&str, &str), (usize, usize)> = HashMap::new();
+    let mut routed: HashMap<(&str, &str), Vec<&Route>> = HashMap::new();
     let mut fits: Vec<&Event> = Vec::with_capacity(distinct.len());
     for &i in &distinct {
         let (e, limit) = op(i);
-        let deliveries = matching(&routing[&route_key(e)], e).len();
-        if deliveries > limit {
-            refused.insert(key(e), WriteResult::TooManyDeliveries { deliveries, limit });
+        let routes = matching(&routing[&route_key(e)], e);
+        if routes.len() > limit {
+            refused.insert(key(e), (routes.len(), limit));
         } else {
+            routed.insert(key(e), routes);
             fits.push(e);
         }
     }
     let new_events = insert_events(db, &fits).await?;
-    let created = insert_routed(db, &new_events, &routing).await?;
+    let created = insert_routed(db, &new_events, &routed).await?;
     let mut existing: HashMap<(&str, &str), Vec<String>> = HashMap::new();
     for &i in picked {
         let e = event(i);
         let k = key(e);
-        if let Some(WriteResult::TooManyDeliveries { deliveries, limit }) = refused.get(&k) {
-            out[i] = Some(WriteResult::TooManyDeliveries {
-                deliveries: *deliveries,
-                limit: *limit,
-            });
+        if let Some(&(deliveries, limit)) = refused.get(&k) {
+            out[i] = Some(WriteResult::TooManyDeliveries { deliveries, limit });
             continue;
         }
         let ingested = match created.get(&k) {
@@ -471,21 +472,21 @@ async fn route_table<'e, E: Executor>(
     Ok(routing)
 }
 
-/// Inserts the deliveries of new events, one per route; their ids by event.
+/// Inserts the deliveries of new events, one per matching route (`routed`);
+/// their ids by event.
 async fn insert_routed<'e, E: Executor>(
     db: &mut E,
     events: &[&'e Event],
-    routing: &HashMap<RouteKey<'e>, Vec<Route>>,
+    routed: &HashMap<(&'e str, &'e str), Vec<&'e Route>>,
 ) -> Result<HashMap<(&'e str, &'e str), Vec<String>>, StoreError> {
     let mut created = HashMap::new();
     let mut rows = Vec::new();
     for &e in events {
-        let routes = matching(&routing[&route_key(e)], e);
         let start = rows.len();
         rows.extend(
-            routes
-                .into_iter()
-                .map(|route| NewDelivery::routed(e, route)),
+            routed[&key(e)]
+                .iter()
+                .map(|&route| NewDelivery::routed(e, route)),
         );
         created.insert(key(e), rows[start..].iter().map(|d| d.id.clone()).collect());
     }
