@@ -196,18 +196,13 @@ async fn metrics_upkeep(handle: PrometheusHandle, store: Store, cancel: Cancella
     }
 }
 
-/// How often deliveries are counted by status for `/metrics`.
+/// How often the queue's depth is counted for `/metrics`.
 const QUEUE_COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 async fn count_deliveries(store: &Store) {
-    match store.delivery_counts().await {
-        Ok(counts) => {
-            for status in crate::model::DeliveryStatus::ALL {
-                let n = counts.get(status.as_str()).copied().unwrap_or(0);
-                metrics::gauge!("hookgate_deliveries", "status" => status.as_str()).set(n as f64);
-            }
-        }
-        Err(error) => tracing::warn!(%error, "could not count deliveries for /metrics"),
+    match store.pending_deliveries().await {
+        Ok(n) => metrics::gauge!("hookgate_deliveries_pending").set(n as f64),
+        Err(error) => tracing::warn!(%error, "could not count pending deliveries for /metrics"),
     }
 }
 

@@ -316,6 +316,7 @@ async fn suite(url: &str) {
     ));
     queue(&store, &a.id, &b.id).await;
     fifo(&store, &b.id).await;
+    search(&store, &b.id, &a.id).await;
     store.close().await;
 }
 
@@ -702,6 +703,85 @@ async fn fifo(store: &Store, org: &OrgId) {
         [ids[2].clone()],
         "past a dead head"
     );
+}
+
+/// Delivery search: each filter alone and together, newest first, pages,
+/// exact totals below the count's bound, another organization's nothing.
+async fn search(store: &Store, org: &OrgId, other: &OrgId) {
+    for (id, topic) in [("wh_sa", "search.a"), ("wh_sb", "search.b")] {
+        let mut w = webhook(id, org, topic, None, 800);
+        w.urls.truncate(1);
+        store.insert_webhook(&w).await.expect("webhook");
+    }
+    // 12 events at 50_000 + n: types a, b, a, b…; one delivery each.
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let topic = if n % 2 == 0 { "search.a" } else { "search.b" };
+        let e = event(org, &format!("evt_search_{n}"), topic, 50_000 + n);
+        ids.push(store.ingest(&e).await.expect("ingest").deliveries[0].clone());
+    }
+    let find = |filter: DeliveryFilter, start: i64, limit: i64| async move {
+        let page = store
+            .list_deliveries(org, &filter, start, limit)
+            .await
+            .expect("search");
+        assert!(!page.total_capped, "{filter:?}");
+        let found: Vec<String> = page.items.into_iter().map(|d| d.id).collect();
+        (found, page.total)
+    };
+    let window = |filter: DeliveryFilter| DeliveryFilter {
+        since: Some(50_000),
+        until: Some(50_012),
+        ..filter
+    };
+    let newest_first = |pick: &dyn Fn(usize) -> bool| -> Vec<String> {
+        (0..12)
+            .rev()
+            .filter(|&n| pick(n))
+            .map(|n| ids[n].clone())
+            .collect()
+    };
+    assert_eq!(
+        find(window(DeliveryFilter::default()), 0, 100).await,
+        (newest_first(&|_| true), 12)
+    );
+    let type_a = window(DeliveryFilter {
+        event_type: Some("search.a".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        find(type_a.clone(), 0, 100).await,
+        (newest_first(&|n| n % 2 == 0), 6)
+    );
+    let to_b = DeliveryFilter {
+        destination_id: Some("wh_sb".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        find(to_b.clone(), 1, 2).await,
+        (newest_first(&|n| n % 2 == 1)[1..3].to_vec(), 6),
+        "a page past the first"
+    );
+    let narrow = DeliveryFilter {
+        since: Some(50_004),
+        until: Some(50_008),
+        status: Some(DeliveryStatus::Pending),
+        ..to_b.clone()
+    };
+    assert_eq!(
+        find(narrow, 0, 100).await,
+        (vec![ids[7].clone(), ids[5].clone()], 2)
+    );
+    let none = DeliveryFilter {
+        status: Some(DeliveryStatus::Dead),
+        ..type_a
+    };
+    assert_eq!(find(none, 0, 100).await, (Vec::new(), 0));
+    let elsewhere = store
+        .list_deliveries(other, &to_b, 0, 100)
+        .await
+        .expect("search");
+    assert_eq!(elsewhere.total, 0, "{:?}", elsewhere.items);
 }
 
 #[tokio::test]

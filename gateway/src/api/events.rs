@@ -314,7 +314,8 @@ pub async fn list(
             found.items.iter().map(DeliveryOut::from).collect(),
             found.total,
             page,
-        ),
+        )
+        .capped(found.total_capped),
     ))
 }
 

@@ -82,8 +82,12 @@ pub struct Envelope<T> {
 pub struct ListOut<T> {
     /// The items.
     pub items: Vec<T>,
-    /// How many match in all.
+    /// How many match in all; at least this many when `totalCapped`.
     pub total: i64,
+    /// Present (true) when counting stopped at `total`: more match (delivery
+    /// search counts at most 10,000 past the page).
+    #[serde(rename = "totalCapped", skip_serializing_if = "std::ops::Not::not")]
+    pub total_capped: bool,
     /// Skipped.
     pub start: i64,
     /// Page size asked for.
@@ -95,8 +99,17 @@ impl<T> ListOut<T> {
         Self {
             items,
             total,
+            total_capped: false,
             start: page.start,
             limit: page.limit,
+        }
+    }
+
+    /// The same page, saying whether its total is capped.
+    fn capped(self, total_capped: bool) -> Self {
+        Self {
+            total_capped,
+            ..self
         }
     }
 }

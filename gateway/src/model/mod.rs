@@ -304,8 +304,10 @@ pub struct EventType {
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
-    /// How many match in all.
+    /// How many match in all, or at least, when `total_capped`.
     pub total: i64,
+    /// Whether counting stopped at `total` (more match).
+    pub total_capped: bool,
 }
 
 /// Filters for listing webhooks.

@@ -91,6 +91,7 @@ impl Store {
                 .map(EventTypeRow::into_domain)
                 .collect::<Result<_, _>>()?,
             total,
+            total_capped: false,
         })
     }
 

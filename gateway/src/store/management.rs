@@ -108,6 +108,7 @@ impl Store {
                 })
                 .collect(),
             total,
+            total_capped: false,
         })
     }
 
@@ -324,6 +325,7 @@ impl Store {
                 .map(|r| r.into_domain(&self.cipher))
                 .collect::<Result<_, _>>()?,
             total,
+            total_capped: false,
         })
     }
 
@@ -552,6 +554,7 @@ impl Store {
                 .map(|r| r.into_listing())
                 .collect::<Result<_, _>>()?,
             total,
+            total_capped: false,
         })
     }
 }

@@ -12,6 +12,7 @@
 pub(crate) mod executor;
 mod ops;
 pub(super) mod postgres;
+mod search;
 mod sql;
 pub(super) mod sqlite;
 mod writer;
@@ -22,11 +23,10 @@ pub(crate) use writer::Writer;
 use super::rows::{ATTEMPT_COLUMNS, AttemptRow, DeliveryRow, EventRow};
 use super::{Store, StoreError, with_pool};
 use crate::model::{
-    Attempt, Delivery, DeliveryStatus, EpochMs, Event, OrgId, Page, PreparedRequest, TargetKind,
+    Attempt, Delivery, DeliveryStatus, EpochMs, Event, OrgId, PreparedRequest, TargetKind,
 };
 use executor::FromRow;
 use sql::{DELIVERY_COLUMNS, EVENT_COLUMNS};
-use std::collections::HashMap;
 
 /// What ingesting an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,57 +365,6 @@ impl Store {
         rows.into_iter().map(DeliveryRow::into_domain).collect()
     }
 
-    /// One page of an organization's deliveries, newest first.
-    pub async fn list_deliveries(
-        &self,
-        organization_id: &OrgId,
-        filter: &DeliveryFilter,
-        start: i64,
-        limit: i64,
-    ) -> Result<Page<Delivery>, StoreError> {
-        let condition = "organization_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR created >= $3) \
-                         AND ($4 IS NULL OR created < $4) AND ($5 IS NULL OR event_type = $5) \
-                         AND ($6 IS NULL OR target_id = $6)";
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {condition} ORDER BY created DESC, id DESC LIMIT $7 OFFSET $8"
-        );
-        let count = format!("SELECT COUNT(*) FROM deliveries WHERE {condition}");
-        let status = filter.status.map(DeliveryStatus::as_str);
-        let (rows, total): (Vec<DeliveryRow>, i64) = with_pool!(self, |p| {
-            let rows = sqlx::query(&sql)
-                .bind(organization_id.as_str())
-                .bind(status)
-                .bind(filter.since)
-                .bind(filter.until)
-                .bind(&filter.event_type)
-                .bind(&filter.destination_id)
-                .bind(limit)
-                .bind(start)
-                .fetch_all(p)
-                .await?
-                .iter()
-                .map(DeliveryRow::from_row)
-                .collect::<Result<_, _>>()?;
-            let total = sqlx::query_scalar(&count)
-                .bind(organization_id.as_str())
-                .bind(status)
-                .bind(filter.since)
-                .bind(filter.until)
-                .bind(&filter.event_type)
-                .bind(&filter.destination_id)
-                .fetch_one(p)
-                .await?;
-            (rows, total)
-        });
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(DeliveryRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total,
-        })
-    }
-
     /// Every attempt of a delivery of `organization_id`, in order.
     pub async fn attempts(
         &self,
@@ -437,14 +386,14 @@ impl Store {
         Ok(rows.into_iter().map(AttemptRow::into_domain).collect())
     }
 
-    /// Counts of deliveries by status (queue depth for metrics).
-    pub async fn delivery_counts(&self) -> Result<HashMap<String, i64>, StoreError> {
-        let rows: Vec<(String, i64)> = with_pool!(self, |p| sqlx::query_as(
-            "SELECT status, COUNT(*) FROM deliveries GROUP BY status"
+    /// How many deliveries are pending (the queue's depth, for metrics):
+    /// counted on the partial index of pending rows, never the whole table.
+    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
         )
-        .fetch_all(p)
-        .await?);
-        Ok(rows.into_iter().collect())
+        .fetch_one(p)
+        .await?))
     }
 }
 

@@ -22,6 +22,13 @@ macro_rules! delivery_columns {
 /// The columns of a delivery row, in the order `DeliveryRow` reads them.
 pub(crate) const DELIVERY_COLUMNS: &str = delivery_columns!();
 
+/// A delivery row as lists show it: [`DELIVERY_COLUMNS`] with NULL for the
+/// request's body and headers, which a list does not show (a page of fifty
+/// would otherwise read fifty bodies).
+pub(crate) const DELIVERY_LIST_COLUMNS: &str = "id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, \
+     status, transformed, NULL, content_type, NULL, attempts, attempt_base, next_attempt_at, last_error, \
+     last_status, created, modified, completed, fifo_key";
+
 /// The columns of an event row, in the order `EventRow` reads them.
 pub(crate) const EVENT_COLUMNS: &str = "organization_id, id, event_type, payload, shop_id, created";
 
