@@ -18,3 +18,4 @@ pub mod secrets;
 pub mod server;
 pub mod ssrf;
 pub mod store;
+pub mod telemetry;

@@ -3,7 +3,6 @@
 use clap::Parser;
 use hookgate::cli::{Cli, Command, PluginCommand};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: under load, glibc's malloc took ~17% of the gateway's CPU
 /// (`perf`, end-to-end bench), spread over every stage.
@@ -12,14 +11,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    match run(cli) {
+    let telemetry = match hookgate::telemetry::Telemetry::init() {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -97,18 +104,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or_default();
-}
-
-/// Logs go to stderr; `HOOKGATE_LOG` filters them (default `info`),
-/// `HOOKGATE_LOG_FORMAT=json` makes them JSON lines.
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("HOOKGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("HOOKGATE_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

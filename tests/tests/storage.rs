@@ -328,6 +328,7 @@ fn event(org: &OrgId, id: &str, event_type: &str, created: i64) -> Event {
         payload: r#"{"n": 12345678901234567890123}"#.into(),
         shop_id: None,
         created,
+        trace_context: None,
     }
 }
 
@@ -705,6 +706,8 @@ async fn fifo(store: &Store, org: &OrgId) {
     );
 }
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// Delivery search: each filter alone and together, newest first, pages,
 /// exact totals below the count's bound, another organization's nothing.
 async fn search(store: &Store, org: &OrgId, other: &OrgId) {
@@ -717,9 +720,17 @@ async fn search(store: &Store, org: &OrgId, other: &OrgId) {
     let mut ids = Vec::new();
     for n in 0..12 {
         let topic = if n % 2 == 0 { "search.a" } else { "search.b" };
-        let e = event(org, &format!("evt_search_{n}"), topic, 50_000 + n);
+        let mut e = event(org, &format!("evt_search_{n}"), topic, 50_000 + n);
+        if n == 0 {
+            e.trace_context = Some(TRACEPARENT.into());
+        }
         ids.push(store.ingest(&e).await.expect("ingest").deliveries[0].clone());
     }
+    // The event's trace context is kept with it and its deliveries.
+    let traced = store.get_delivery(org, &ids[0]).await.expect("delivery");
+    assert_eq!(traced.trace_context.as_deref(), Some(TRACEPARENT));
+    let event = store.get_event(org, "evt_search_0").await.expect("event");
+    assert_eq!(event.trace_context.as_deref(), Some(TRACEPARENT));
     let find = |filter: DeliveryFilter, start: i64, limit: i64| async move {
         let page = store
             .list_deliveries(org, &filter, start, limit)

@@ -9,6 +9,7 @@ use crate::model::{Attempt, Delivery, DeliveryStatus, now_ms};
 use crate::pipeline::ingest::{self, NewEvent};
 use crate::pipeline::operational;
 use crate::store::DeliveryFilter;
+use crate::telemetry;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -161,6 +162,7 @@ impl From<Attempt> for AttemptOut {
 /// Accept an event. Answers 202 only after the event and its deliveries
 /// are durably stored.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventIn,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context: the event's trace continues it, and receivers get it (as the parent of the gateway's span when tracing is on)")),
     responses((status = 202, body = Envelope<AcceptedOut>), (status = 400, description = "invalid, or the payload does not match its type's schema (each failing path a field error)", body = super::error::ErrorEnvelope),
               (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope),
               (status = 422, description = "the event would make more deliveries than one event may", body = super::error::ErrorEnvelope)),
@@ -168,6 +170,7 @@ impl From<Attempt> for AttemptOut {
 pub async fn accept(
     State(state): State<AppState>,
     auth: OrgAuth,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<EventIn>,
 ) -> Result<Response, ApiError> {
     let mut p = Problems::default();
@@ -199,6 +202,10 @@ pub async fn accept(
             .map(|p| String::from(Box::<str>::from(p)))
             .unwrap_or_default(),
         shop_id: body.shop_id,
+        traceparent: headers
+            .get(telemetry::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(telemetry::valid_traceparent),
     };
     let ingested =
         ingest::accept(&state.store, &state.schemas, &auth.organization_id, event).await?;

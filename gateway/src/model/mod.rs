@@ -336,6 +336,8 @@ pub struct Event {
     pub shop_id: Option<String>,
     /// Accepted at.
     pub created: EpochMs,
+    /// The W3C `traceparent` of its trace, when it has one.
+    pub trace_context: Option<String>,
 }
 
 /// What a delivery goes to.
@@ -477,6 +479,8 @@ pub struct Delivery {
     pub modified: EpochMs,
     /// When it reached a final status.
     pub completed: Option<EpochMs>,
+    /// Its event's W3C `traceparent`, when the event has a trace.
+    pub trace_context: Option<String>,
 }
 
 /// One attempt at a delivery.

@@ -14,6 +14,7 @@ use super::transform::{self, Transformed};
 use crate::model::{Delivery, Event, PreparedRequest, Target, now_ms};
 use crate::plugin::Registry;
 use crate::store::Store;
+use crate::telemetry;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -42,12 +43,30 @@ impl Chain {
     /// it), leased by the claim `lease`, and records what it came to. A
     /// panic anywhere in the chain is caught and recorded as the attempt's
     /// error, so no input can leave a job claimed again and again.
+    /// The attempt is a span in its event's trace (see `telemetry`).
     pub async fn run(&self, mut delivery: Delivery, event: Option<Event>, lease: &str) {
-        let span = tracing::info_span!("delivery", delivery_id = %delivery.id, event_id = %delivery.event_id, route = %delivery.target_id);
+        let span = tracing::info_span!(
+            "attempt",
+            otel.kind = "consumer",
+            delivery_id = %delivery.id,
+            event_id = %delivery.event_id,
+            route = %delivery.target_id,
+            attempt = delivery.attempts + 1,
+            outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        if let Some(parent) = &delivery.trace_context {
+            telemetry::continue_trace(&span, parent);
+        }
         // `instrument`, not `enter`: the span must follow the future across awaits.
         async {
             let started = now_ms();
             let outcome = guarded(self.attempt(&mut delivery, event, lease)).await;
+            let current = tracing::Span::current();
+            current.record("outcome", outcome.label());
+            if !matches!(outcome, Outcome::Delivered { .. } | Outcome::Dropped(_) | Outcome::Deferred { .. }) {
+                current.record("otel.status_code", "ERROR");
+            }
             if let Err(error) = self.recorder.record(&delivery, lease, started, outcome).await {
                 tracing::warn!(%error, "could not record the outcome; the lease will expire and the delivery will be tried again");
             }
@@ -76,14 +95,21 @@ impl Chain {
                 &target.signing_secrets(now),
             )?;
             self.rates.check(&target, &delivery.endpoint)?;
-            let mut response = self
-                .deliver(request::build(
-                    delivery,
-                    &prepared,
-                    signature,
-                    auth.as_ref(),
-                ))
-                .await?;
+            let send = tracing::info_span!(
+                "send",
+                otel.kind = "client",
+                http.request.method = delivery.method.as_str(),
+                url.full = %crate::model::endpoint::loggable(&delivery.endpoint),
+                http.response.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
+            // The receiver's trace parent: this send, or, with tracing off,
+            // the caller's context the event came with.
+            let traceparent =
+                telemetry::traceparent(&send).or_else(|| delivery.trace_context.clone());
+            let request =
+                request::build(delivery, &prepared, signature, auth.as_ref(), traceparent);
+            let mut response = self.deliver(request).instrument(send).await?;
             if let Some(auth) = &auth {
                 response.excerpt = auth.redact(&response.excerpt);
             }
@@ -137,7 +163,14 @@ impl Chain {
                     .await?
             }
         };
-        let requests = match transform::transform(&self.registry, &event, target).await? {
+        let span = tracing::info_span!(
+            "transform",
+            plugin = target.plugin().map(|p| p.name.as_str())
+        );
+        let transformed = transform::transform(&self.registry, &event, target)
+            .instrument(span)
+            .await?;
+        let requests = match transformed {
             Transformed::Drop(reason) => return Err(Outcome::Dropped(reason)),
             Transformed::Requests(requests) => requests,
         };
@@ -175,12 +208,25 @@ impl Chain {
 
     /// Sends, within the destination's limit of requests in flight; a busy
     /// destination defers the delivery rather than wait on a slot.
+    /// Runs in the attempt's `send` span, which it marks with the answer.
     async fn deliver(&self, request: Outgoing) -> Result<Response, Outcome> {
         let _permit = self.hosts.try_permit(&request.url)?;
         let sent = Instant::now();
         let response = deliver::send(&self.http, request, self.allow_private).await;
         metrics::histogram!("hookgate_attempt_duration_seconds")
             .record(sent.elapsed().as_secs_f64());
+        let span = tracing::Span::current();
+        match &response {
+            Ok(answer) => {
+                span.record("http.response.status_code", answer.status);
+                if answer.status >= 400 {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         Ok(response?)
     }
 }

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Lifetime assumed when the token endpoint gives none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -205,17 +206,30 @@ impl TokenCache {
             return Err(TokenProblem::Busy);
         };
         let form_auth = slot.lock().form_auth;
-        let result = match fetch(http, auth, form_auth).await {
-            Err(e) if e.invalid_client => {
-                // The endpoint may want the other way of sending credentials.
-                let retry = fetch(http, auth, !form_auth).await;
-                if retry.is_ok() {
-                    slot.lock().form_auth = !form_auth;
+        let span = tracing::info_span!(
+            "token_fetch",
+            otel.kind = "client",
+            url.full = %crate::model::endpoint::loggable(&auth.token_endpoint),
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = async {
+            match fetch(http, auth, form_auth).await {
+                Err(e) if e.invalid_client => {
+                    // The endpoint may want the other way of sending credentials.
+                    let retry = fetch(http, auth, !form_auth).await;
+                    if retry.is_ok() {
+                        slot.lock().form_auth = !form_auth;
+                    }
+                    retry
                 }
-                retry
+                other => other,
             }
-            other => other,
-        };
+        }
+        .instrument(span.clone())
+        .await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("hookgate_token_fetches_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);

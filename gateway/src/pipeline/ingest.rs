@@ -8,6 +8,8 @@
 use super::schema::{Schemas, Violation};
 use crate::model::{Event, OrgId, new_id, now_ms};
 use crate::store::{Ingested, Store, StoreError};
+use crate::telemetry;
+use tracing::Instrument;
 
 /// Why an event was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -31,30 +33,45 @@ pub struct NewEvent {
     pub payload: String,
     /// Shop.
     pub shop_id: Option<String>,
+    /// The caller's W3C `traceparent` (valid), to continue its trace.
+    pub traceparent: Option<String>,
 }
 
-/// Accepts `event` for `organization_id`.
+/// Accepts `event` for `organization_id`, in the span that starts the
+/// event's trace (continuing the caller's, when it sent one).
 pub async fn accept(
     store: &Store,
     schemas: &Schemas,
     organization_id: &OrgId,
     event: NewEvent,
 ) -> Result<Ingested, IngestError> {
-    schemas
-        .check(store, organization_id, &event.event_type, &event.payload)
-        .await?;
-    let event = Event {
-        organization_id: organization_id.clone(),
-        id: event.id.unwrap_or_else(|| new_id("evt")),
-        event_type: event.event_type,
-        payload: event.payload,
-        shop_id: event.shop_id,
-        created: now_ms(),
-    };
-    let ingested = store.ingest(&event).await?;
-    if ingested.created {
-        metrics::counter!("hookgate_events_accepted_total").increment(1);
-        tracing::debug!(event_id = %event.id, event_type = %event.event_type, "event accepted");
+    let id = event.id.clone().unwrap_or_else(|| new_id("evt"));
+    let span = tracing::info_span!("ingest", otel.kind = "producer", event.id = %id, event.type = %event.event_type);
+    if let Some(parent) = &event.traceparent {
+        telemetry::continue_trace(&span, parent);
     }
-    Ok(ingested)
+    // Without tracing, the caller's trace context still reaches receivers.
+    let trace_context = telemetry::traceparent(&span).or(event.traceparent);
+    async {
+        schemas
+            .check(store, organization_id, &event.event_type, &event.payload)
+            .await?;
+        let event = Event {
+            organization_id: organization_id.clone(),
+            id,
+            event_type: event.event_type,
+            payload: event.payload,
+            shop_id: event.shop_id,
+            created: now_ms(),
+            trace_context,
+        };
+        let ingested = store.ingest(&event).await?;
+        if ingested.created {
+            metrics::counter!("hookgate_events_accepted_total").increment(1);
+            tracing::debug!("event accepted");
+        }
+        Ok(ingested)
+    }
+    .instrument(span)
+    .await
 }

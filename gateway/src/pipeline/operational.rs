@@ -92,6 +92,9 @@ pub async fn emit(store: &Store, what: Operational<'_>) {
         payload: payload.to_string(),
         shop_id: None,
         created: now_ms(),
+        // In the trace of the delivery it is about.
+        trace_context: crate::telemetry::traceparent(&tracing::Span::current())
+            .or_else(|| delivery.trace_context.clone()),
     };
     match store.ingest(&event).await {
         Ok(ingested) => {

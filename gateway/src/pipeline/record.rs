@@ -124,7 +124,7 @@ impl Outcome {
     }
 
     /// The name used in metrics.
-    fn label(&self) -> &'static str {
+    pub(super) fn label(&self) -> &'static str {
         match self {
             Self::Delivered { .. } => "delivered",
             Self::Retry(_) => "retry",

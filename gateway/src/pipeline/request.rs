@@ -9,13 +9,14 @@ use crate::model::{Delivery, Method, PreparedRequest};
 
 /// Header names the gateway sets on every delivery (besides every
 /// `webhook-*` name): neither a plugin nor an auth header may set them.
-const GATEWAY_HEADERS: [&str; 6] = [
+const GATEWAY_HEADERS: [&str; 7] = [
     "content-length",
     "content-type",
     "host",
     "transfer-encoding",
     "user-agent",
     "connection",
+    crate::telemetry::TRACEPARENT,
 ];
 
 /// The gateway's `user-agent`.
@@ -54,13 +55,15 @@ pub fn build(
     request: &PreparedRequest,
     signature: Signature,
     auth: Option<&AuthHeader>,
+    traceparent: Option<String>,
 ) -> Outgoing {
-    let mut headers = Vec::with_capacity(6 + request.headers.len());
+    let mut headers = Vec::with_capacity(7 + request.headers.len());
     headers.push(("content-type".to_owned(), request.content_type.clone()));
     headers.push(("webhook-id".to_owned(), signature.id));
     headers.push(("webhook-timestamp".to_owned(), signature.timestamp));
     headers.push(("webhook-signature".to_owned(), signature.signature));
     headers.push(("user-agent".to_owned(), USER_AGENT.to_owned()));
+    headers.extend(traceparent.map(|t| (crate::telemetry::TRACEPARENT.to_owned(), t)));
     headers.extend(auth.map(|a| (a.name.clone(), a.value.clone())));
     headers.extend(request.headers.iter().cloned());
     Outgoing {

@@ -305,6 +305,7 @@ pub(super) struct DeliveryRow {
     modified: i64,
     completed: Option<i64>,
     fifo_key: Option<String>,
+    trace_context: Option<String>,
 }
 
 impl FromRow for DeliveryRow {
@@ -332,6 +333,7 @@ impl FromRow for DeliveryRow {
             modified: row.int(19)?,
             completed: row.opt_int(20)?,
             fifo_key: row.opt_text(21)?,
+            trace_context: row.opt_text(22)?,
         })
     }
 }
@@ -366,6 +368,7 @@ impl DeliveryRow {
             created: self.created,
             modified: self.modified,
             completed: self.completed,
+            trace_context: self.trace_context,
         })
     }
 }
@@ -383,6 +386,7 @@ impl FromRow for EventRow {
             payload: row.text(3)?,
             shop_id: row.opt_text(4)?,
             created: row.int(5)?,
+            trace_context: row.opt_text(6)?,
         }))
     }
 }

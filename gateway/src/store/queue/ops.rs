@@ -29,6 +29,7 @@ pub(crate) struct DeliveryKey {
     pub endpoint: String,
     pub method: Method,
     pub fifo_key: Option<String>,
+    pub trace_context: Option<String>,
 }
 
 impl From<&Delivery> for DeliveryKey {
@@ -43,6 +44,7 @@ impl From<&Delivery> for DeliveryKey {
             endpoint: d.endpoint.clone(),
             method: d.method,
             fifo_key: d.fifo_key.clone(),
+            trace_context: d.trace_context.clone(),
         }
     }
 }
@@ -261,6 +263,7 @@ struct DeliveryRef<'a> {
     target_id: &'a str,
     endpoint: &'a str,
     method: Method,
+    trace_context: Option<&'a str>,
 }
 
 impl<'a> NewDelivery<'a> {
@@ -276,6 +279,7 @@ impl<'a> NewDelivery<'a> {
                 target_id: &route.target_id,
                 endpoint: &route.endpoint,
                 method: route.method,
+                trace_context: e.trace_context.as_deref(),
             },
             body: None,
             headers: None,
@@ -297,6 +301,7 @@ impl<'a> NewDelivery<'a> {
                 target_id: &parent.target_id,
                 endpoint: &parent.endpoint,
                 method: parent.method,
+                trace_context: parent.trace_context.as_deref(),
             },
             body: Some(request),
             headers: Some(serde_json::to_string(&request.headers).unwrap_or_default()),
@@ -332,6 +337,7 @@ async fn insert_deliveries<E: Executor>(
             d.headers.as_deref().into(),
             d.at.into(),
             d.fifo_key.as_deref().into(),
+            d.key.trace_context.into(),
         ])
     })
     .await
@@ -434,6 +440,7 @@ async fn insert_events<'e, E: Executor>(
                 (&e.payload).into(),
                 (&e.shop_id).into(),
                 e.created.into(),
+                e.trace_context.as_deref().into(),
             ])
         })
         .await?

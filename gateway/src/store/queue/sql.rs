@@ -15,7 +15,7 @@ macro_rules! delivery_columns {
     () => {
         "id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, \
          status, transformed, body, content_type, headers, attempts, attempt_base, next_attempt_at, last_error, \
-         last_status, created, modified, completed, fifo_key"
+         last_status, created, modified, completed, fifo_key, trace_context"
     };
 }
 
@@ -27,10 +27,11 @@ pub(crate) const DELIVERY_COLUMNS: &str = delivery_columns!();
 /// would otherwise read fifty bodies).
 pub(crate) const DELIVERY_LIST_COLUMNS: &str = "id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, \
      status, transformed, NULL, content_type, NULL, attempts, attempt_base, next_attempt_at, last_error, \
-     last_status, created, modified, completed, fifo_key";
+     last_status, created, modified, completed, fifo_key, trace_context";
 
 /// The columns of an event row, in the order `EventRow` reads them.
-pub(crate) const EVENT_COLUMNS: &str = "organization_id, id, event_type, payload, shop_id, created";
+pub(crate) const EVENT_COLUMNS: &str =
+    "organization_id, id, event_type, payload, shop_id, created, trace_context";
 
 /// A statement over many rows: `head`, then `row` once per item (its `$1…$k`
 /// renumbered per item), separated by commas, then `tail`.
@@ -99,10 +100,10 @@ pub(super) fn chunks(n: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 pub(super) const INSERT_EVENTS: MultiRow = MultiRow {
-    head: "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created) VALUES ",
-    row: "($1, $2, $3, $4, $5, $6)",
+    head: "INSERT INTO events (organization_id, id, event_type, payload, shop_id, created, trace_context) VALUES ",
+    row: "($1, $2, $3, $4, $5, $6, $7)",
     tail: " ON CONFLICT DO NOTHING RETURNING organization_id, id",
-    params: 6,
+    params: 7,
 };
 
 pub(super) const EVENT_DELIVERIES: &str =
@@ -126,10 +127,10 @@ pub(super) const ROUTE_WEBHOOKS: &str = "SELECT id, urls, method, filter, orderi
 /// out by a transform (transformed, with a body).
 pub(super) const INSERT_DELIVERIES: MultiRow = MultiRow {
     head: "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, endpoint, method, status, \
-           transformed, body, content_type, headers, next_attempt_at, created, modified, fifo_key) VALUES ",
-    row: "($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $13, $13, $14)",
+           transformed, body, content_type, headers, next_attempt_at, created, modified, fifo_key, trace_context) VALUES ",
+    row: "($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $13, $13, $14, $15)",
     tail: "",
-    params: 14,
+    params: 15,
 };
 
 /// A transform's first request onto its delivery, fenced by the lease.
@@ -291,7 +292,7 @@ const RENEW_LEASES_POSTGRES: MultiRow = MultiRow {
 
 /// The events of claimed deliveries, by (organization, id).
 pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
-    head: "SELECT e.organization_id, e.id, e.event_type, e.payload, e.shop_id, e.created FROM events e JOIN (VALUES ",
+    head: "SELECT e.organization_id, e.id, e.event_type, e.payload, e.shop_id, e.created, e.trace_context FROM events e JOIN (VALUES ",
     row: "($1, $2)",
     tail: ") AS v ON e.organization_id = v.column1 AND e.id = v.column2",
     params: 2,
