@@ -1,9 +1,13 @@
-//! Retention under a steady load: the gateway (SQLite) with a short
-//! `--retention`, events posted at a steady rate to a fast receiver; prints
-//! the database file's size (main file + write-ahead log) every few seconds,
-//! beside the same run's events accepted so far. With retention working, the
-//! size levels off once the first events are purged; without it, it grows
-//! with the events.
+//! Retention under a steady load: the gateway with a short `--retention`,
+//! events posted at a steady rate to a fast receiver; prints the database's
+//! size every few seconds, beside the same run's events accepted so far.
+//! With retention working, the size levels off once the first events are
+//! purged; without it, it grows with the events.
+//!
+//! SQLite: the main file and the write-ahead log. PostgreSQL (a fresh
+//! database on `HOOKGATE_TEST_POSTGRES_URL`, when set; skipped otherwise):
+//! the events, deliveries and attempts tables with their indexes and
+//! TOAST, and their dead rows (what autovacuum has yet to reclaim).
 //!
 //! `cargo bench -p hookgate-tests --bench retention` (optional arguments:
 //! seconds to run, default 60; events per second, default 500)
@@ -23,12 +27,62 @@ async fn main() {
         .collect();
     let seconds = args.first().copied().unwrap_or(60);
     let rate = args.get(1).copied().unwrap_or(500);
-    let receiver = hookgate_tests::peers::Receiver::ok().await;
-    let gw = TestGateway::start_with(GatewayOptions {
+    println!("retention 10 s, {rate} events/s for {seconds} s (about 1 KiB each):");
+    println!("SQLite:");
+    let gw = start(None).await;
+    let db = gw.database_path();
+    let sizes = move || {
+        let mib = |p: &std::path::Path| {
+            std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / (1 << 20) as f64)
+        };
+        let (file, log) = (mib(&db), mib(&db.with_extension("db-wal")));
+        async move { format!("database file {file:>6.1} MiB  log {log:>6.1} MiB") }
+    };
+    steady(&gw, seconds, rate, sizes).await;
+    drop(gw);
+
+    let Some(url) = hookgate_tests::fresh_postgres_database().await else {
+        return;
+    };
+    println!("PostgreSQL:");
+    let gw = start(Some(url.clone())).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let sizes = move || {
+        let pool = pool.clone();
+        async move {
+            let (bytes, dead): (i64, i64) = sqlx::query_as(
+                "SELECT SUM(pg_total_relation_size(relid))::BIGINT, SUM(n_dead_tup)::BIGINT \
+                 FROM pg_stat_user_tables WHERE relname IN ('events', 'deliveries', 'attempts')",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("sizes");
+            format!(
+                "tables {:>6.1} MiB  dead rows {dead:>7}",
+                bytes as f64 / (1 << 20) as f64
+            )
+        }
+    };
+    steady(&gw, seconds, rate, sizes).await;
+}
+
+async fn start(database_url: Option<String>) -> TestGateway {
+    TestGateway::start_with(GatewayOptions {
+        database_url,
         args: ["--retention", "10s"].map(String::from).to_vec(),
         ..Default::default()
     })
-    .await;
+    .await
+}
+
+/// Posts `rate` events/s for `seconds` to one subscription, printing
+/// `sizes()` every 5 s.
+async fn steady<F, S>(gw: &TestGateway, seconds: u64, rate: u64, sizes: S)
+where
+    S: Fn() -> F,
+    F: Future<Output = String>,
+{
+    let receiver = hookgate_tests::peers::Receiver::ok().await;
     let (_, key) = gw.organization("steady").await;
     let (status, _) = gw
         .call(
@@ -42,7 +96,6 @@ async fn main() {
     let http = reqwest::Client::new();
     let url = format!("{}/v1/events", gw.url);
     let payload = json!({"order": "x".repeat(700)});
-    println!("retention 10 s, {rate} events/s for {seconds} s (about 1 KiB each):");
     let started = Instant::now();
     let mut posted = 0u64;
     let mut next_report = Duration::from_secs(5);
@@ -63,26 +116,14 @@ async fn main() {
         posted += 1;
         while tasks.try_join_next().is_some() {}
         if started.elapsed() >= next_report {
-            let (db, wal) = size_mib(&gw);
             println!(
-                "  t={:>3} s  events accepted {:>7}  database file {:>6.1} MiB  log {:>6.1} MiB",
+                "  t={:>3} s  events accepted {:>7}  {}",
                 next_report.as_secs(),
                 posted,
-                db,
-                wal
+                sizes().await
             );
             next_report += Duration::from_secs(5);
         }
     }
     while tasks.join_next().await.is_some() {}
-}
-
-/// The database file's and its write-ahead log's sizes, MiB.
-fn size_mib(gw: &TestGateway) -> (f64, f64) {
-    let db = gw.database_path();
-    let wal = db.with_extension("db-wal");
-    let mib = |p: &std::path::Path| {
-        std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / (1 << 20) as f64)
-    };
-    (mib(&db), mib(&wal))
 }
