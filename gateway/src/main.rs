@@ -66,11 +66,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let sdk = args
                 .sdk_path
                 .unwrap_or_else(hookgate::cli::default_sdk_path);
-            let dir = hookgate::cli::scaffold(&args.name, &dir, &sdk)?;
+            let dir = hookgate::cli::scaffold(&args.name, &dir, args.lang, &sdk)?;
+            let test = match args.lang {
+                hookgate::cli::Language::Rust => "cargo test",
+                hookgate::cli::Language::Python => "python3 -m unittest",
+            };
             println!(
-                "created {} — `cargo test` runs its test; `cargo build --release --target wasm32-wasip2` builds the component",
+                "created {} — `{test}` runs its test; `hookgate plugin build {}` builds the component",
+                dir.display(),
                 dir.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Build(args)) => {
+            let component = hookgate::cli::build_plugin(&args.dir)?;
+            println!("{}", component.display());
             Ok(ExitCode::SUCCESS)
         }
     }

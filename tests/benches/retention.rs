@@ -7,7 +7,8 @@
 //! SQLite: the main file and the write-ahead log. PostgreSQL (a fresh
 //! database on `HOOKGATE_TEST_POSTGRES_URL`, when set; skipped otherwise):
 //! the events, deliveries and attempts tables with their indexes and
-//! TOAST, and their dead rows (what autovacuum has yet to reclaim).
+//! TOAST, and their dead rows (what autovacuum has yet to reclaim). Both
+//! print how many events the database holds.
 //!
 //! `cargo bench -p hookgate-tests --bench retention` (optional arguments:
 //! seconds to run, default 60; events per second, default 500)
@@ -36,7 +37,21 @@ async fn main() {
             std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / (1 << 20) as f64)
         };
         let (file, log) = (mib(&db), mib(&db.with_extension("db-wal")));
-        async move { format!("database file {file:>6.1} MiB  log {log:>6.1} MiB") }
+        let (kept, pending): (i64, i64) = rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT (SELECT COUNT(*) FROM events), \
+                     (SELECT COUNT(*) FROM deliveries WHERE status = 'pending')",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .expect("count");
+        async move {
+            format!(
+                "events kept {kept:>6} (pending {pending:>5})  database file {file:>6.1} MiB  log {log:>6.1} MiB"
+            )
+        }
     };
     steady(&gw, seconds, rate, sizes).await;
     drop(gw);
@@ -50,15 +65,16 @@ async fn main() {
     let sizes = move || {
         let pool = pool.clone();
         async move {
-            let (bytes, dead): (i64, i64) = sqlx::query_as(
-                "SELECT SUM(pg_total_relation_size(relid))::BIGINT, SUM(n_dead_tup)::BIGINT \
-                 FROM pg_stat_user_tables WHERE relname IN ('events', 'deliveries', 'attempts')",
+            let (bytes, dead, kept): (i64, i64, i64) = sqlx::query_as(
+                "SELECT SUM(pg_total_relation_size(relid))::BIGINT, SUM(n_dead_tup)::BIGINT, \
+                 (SELECT COUNT(*) FROM events) FROM pg_stat_user_tables \
+                 WHERE relname IN ('events', 'deliveries', 'attempts')",
             )
             .fetch_one(&pool)
             .await
             .expect("sizes");
             format!(
-                "tables {:>6.1} MiB  dead rows {dead:>7}",
+                "events kept {kept:>6}  tables {:>6.1} MiB  dead rows {dead:>7}",
                 bytes as f64 / (1 << 20) as f64
             )
         }

@@ -90,6 +90,46 @@ pub fn plugin_path(name: &str) -> PathBuf {
     plugin_dir().join(format!("plugin_{}.wasm", name.replace('-', "_")))
 }
 
+/// Builds the Python plugin in `plugins/<dir>` with `hookgate plugin
+/// build` (componentize-py) and returns the component's path; `None`, with
+/// the reason printed, when componentize-py is not installed locally (in
+/// CI, `CI=true`, that fails the test instead: `.ci/run` installs it).
+pub fn python_plugin(dir: &str) -> Option<PathBuf> {
+    componentize_py_ready()
+        .then(|| build_with_hookgate(&workspace_root().join("plugins").join(dir)))
+}
+
+/// Whether `componentize-py` is installed; when not, the reason is printed,
+/// and in CI (`CI=true`) the test fails instead (`.ci/run` installs it).
+pub fn componentize_py_ready() -> bool {
+    let installed = Command::new("componentize-py")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var("CI").is_err(),
+            "componentize-py is missing: `pip install {}`",
+            hookgate::cli::COMPONENTIZE_PY
+        );
+        eprintln!("skipped: componentize-py is not installed");
+    }
+    installed
+}
+
+/// `hookgate plugin build DIR`: the component's path (its last line).
+pub fn build_with_hookgate(dir: &Path) -> PathBuf {
+    let output = Command::new(hookgate_bin())
+        .args(["plugin", "build"])
+        .arg(dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run hookgate plugin build");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "plugin build failed: {stdout}");
+    PathBuf::from(stdout.lines().last().expect("a path").trim())
+}
+
 /// Builds the `hookgate` binary (debug) and returns its path.
 pub fn hookgate_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

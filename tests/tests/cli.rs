@@ -139,14 +139,18 @@ fn plugin_new_scaffolds_a_working_crate() {
     );
     assert!(String::from_utf8_lossy(&test.stdout).contains("1 passed"));
 
-    let build = Command::new(&cargo)
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&crate_dir)
+    // `hookgate plugin build` builds any language's folder; for a crate,
+    // `cargo build --release --target wasm32-wasip2`, the path printed last.
+    let build = Command::new(hookgate_bin())
+        .args(["plugin", "build"])
+        .arg(&crate_dir)
         .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo build");
-    assert!(build.success());
-    let wasm = target.join("wasm32-wasip2/release/acme_crm.wasm");
+        .output()
+        .expect("plugin build");
+    assert!(build.status.success(), "{build:?}");
+    let printed = String::from_utf8_lossy(&build.stdout);
+    let wasm = std::path::PathBuf::from(printed.lines().last().expect("path").trim());
+    assert_eq!(wasm, target.join("wasm32-wasip2/release/acme_crm.wasm"));
     let event = event_file(
         dir.path(),
         &json!({"type": "order_created", "payload": {"orderId": 5}}),

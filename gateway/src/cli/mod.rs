@@ -1,12 +1,14 @@
 //! The `hookgate` command line: flags and environment variables parsed into
 //! typed settings, and the subcommands that do not serve HTTP.
 
+mod plugin_build;
 mod plugin_new;
 mod plugin_run;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+pub use plugin_build::{COMPONENTIZE_PY, Language, build as build_plugin};
 pub use plugin_new::{default_sdk_path, scaffold};
 pub use plugin_run::{EventFile, outcome_json, run_plugin};
 
@@ -37,8 +39,18 @@ pub enum Command {
 pub enum PluginCommand {
     /// Run a plugin once on a sample event and print its outcome as JSON.
     Run(PluginRunArgs),
-    /// Create a new plugin crate that builds and passes its test as generated.
+    /// Create a new plugin (Rust, Python) that builds and passes its test as generated.
     New(PluginNewArgs),
+    /// Build a plugin folder of any language into a component; prints the `.wasm` path last.
+    Build(PluginBuildArgs),
+}
+
+/// `hookgate plugin build`
+#[derive(Debug, Args)]
+pub struct PluginBuildArgs {
+    /// The plugin's folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 /// Sandbox limits, shared by every command that runs plugins.
@@ -91,9 +103,12 @@ pub struct PluginRunArgs {
 pub struct PluginNewArgs {
     /// The plugin's name: lowercase letters, digits, `-` and `_`.
     pub name: String,
-    /// Folder to create the crate in (default: `./NAME`).
+    /// Folder to create the plugin in (default: `./NAME`).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The language to write it in.
+    #[arg(long, value_enum, default_value_t = Language::Rust)]
+    pub lang: Language,
     /// Path to the `plugin-sdk` crate (default: the one this binary was built from).
     #[arg(long)]
     pub sdk_path: Option<PathBuf>,

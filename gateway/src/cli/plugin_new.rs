@@ -1,5 +1,7 @@
-//! `hookgate plugin new`: scaffolds a plugin crate from `templates/plugin`.
+//! `hookgate plugin new`: scaffolds a plugin from `templates/plugin`
+//! (Rust) or `templates/plugin-python`.
 
+use super::Language;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
@@ -7,10 +9,19 @@ const CARGO_TOML: &str = include_str!("../../templates/plugin/Cargo.toml.tmpl");
 const LIB_RS: &str = include_str!("../../templates/plugin/lib.rs.tmpl");
 const CARGO_CONFIG: &str = include_str!("../../templates/plugin/cargo-config.toml.tmpl");
 const GITIGNORE: &str = "/target\n";
+const APP_PY: &str = include_str!("../../templates/plugin-python/app.py.tmpl");
+const TEST_APP_PY: &str = include_str!("../../templates/plugin-python/test_app.py.tmpl");
+const PYTHON_GITIGNORE: &str = "/build\n__pycache__/\n";
 
-/// Writes a new plugin crate `name` into `dir`, depending on the SDK at
-/// `sdk_path`. Refuses to overwrite an existing folder.
-pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<PathBuf> {
+/// Writes a new plugin `name` in `language` into `dir` (a Rust crate
+/// depends on the SDK at `sdk_path`; a Python plugin gets its own copy of
+/// the SDK module). Refuses to overwrite an existing folder.
+pub fn scaffold(
+    name: &str,
+    dir: &Path,
+    language: Language,
+    sdk_path: &Path,
+) -> anyhow::Result<PathBuf> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -24,6 +35,19 @@ pub fn scaffold(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<PathB
     }
     if dir.exists() {
         bail!("{} already exists; choose another --dir", dir.display());
+    }
+    if language == Language::Python {
+        let fill = |template: &str| template.replace("{{name}}", name);
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("app.py"), fill(APP_PY))?;
+        std::fs::write(dir.join("test_app.py"), fill(TEST_APP_PY))?;
+        for (file, text) in super::plugin_build::python_sdk() {
+            if *file == "hookgate.py" {
+                std::fs::write(dir.join(file), text)?;
+            }
+        }
+        std::fs::write(dir.join(".gitignore"), PYTHON_GITIGNORE)?;
+        return Ok(dir.to_path_buf());
     }
     let sdk_path = sdk_path
         .canonicalize()

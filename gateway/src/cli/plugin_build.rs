@@ -1,0 +1,138 @@
+//! `hookgate plugin build [DIR]`: turns a plugin folder into a component,
+//! whatever its language, and prints the `.wasm` path on its last line.
+//!
+//! - Rust (`Cargo.toml`): `cargo build --release --target wasm32-wasip2`.
+//! - Python (`app.py`): `componentize-py` (PyPI) against this binary's own
+//!   WIT and Python SDK, written into `DIR/build/` first, so a folder
+//!   needs nothing but its code.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The contract, as this binary implements it.
+const WIT: &str = include_str!("../../../wit/plugin.wit");
+/// The Python SDK: the helper authors import, and the component's glue.
+const PYTHON_SDK: [(&str, &str); 2] = [
+    (
+        "hookgate.py",
+        include_str!("../../../plugin-sdk/python/hookgate.py"),
+    ),
+    (
+        "hookgate_component.py",
+        include_str!("../../../plugin-sdk/python/hookgate_component.py"),
+    ),
+];
+/// The `componentize-py` this SDK is built and tested with.
+pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// The languages a plugin can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Language {
+    /// A crate depending on `hookgate-sdk`.
+    Rust,
+    /// `app.py` with `transform(event, config)`, on the `hookgate` module.
+    Python,
+}
+
+impl Language {
+    /// The language of the plugin folder `dir`, by the file that marks it.
+    pub fn of(dir: &Path) -> anyhow::Result<Self> {
+        if dir.join("Cargo.toml").is_file() {
+            Ok(Self::Rust)
+        } else if dir.join("app.py").is_file() {
+            Ok(Self::Python)
+        } else {
+            bail!(
+                "{} is not a plugin folder: no Cargo.toml (Rust) or app.py (Python)",
+                dir.display()
+            )
+        }
+    }
+}
+
+/// Builds the plugin in `dir`; the component's path.
+pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("no folder {}", dir.display()))?;
+    match Language::of(&dir)? {
+        Language::Rust => build_rust(&dir),
+        Language::Python => build_python(&dir),
+    }
+}
+
+fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("could not run cargo")?;
+    if !output.status.success() {
+        bail!("cargo build failed ({})", output.status);
+    }
+    // The last `.wasm` artifact cargo reports is the plugin's.
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .flat_map(|m| {
+            m["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+                .collect::<Vec<_>>()
+        })
+        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .context("cargo built no .wasm: is the crate a `cdylib`?")
+}
+
+fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = dir.join("build");
+    let (sdk, wit) = (out.join("sdk"), out.join("wit"));
+    std::fs::create_dir_all(&sdk)?;
+    std::fs::create_dir_all(&wit)?;
+    std::fs::write(wit.join("plugin.wit"), WIT)?;
+    for (name, text) in PYTHON_SDK {
+        std::fs::write(sdk.join(name), text)?;
+    }
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("plugin")
+        .to_owned();
+    let component = out.join(format!("{name}.wasm"));
+    let status = Command::new("componentize-py")
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "integration", "componentize", "-p"])
+        .arg(&sdk)
+        .arg("-p")
+        .arg(dir)
+        .arg("hookgate_component")
+        .arg("-o")
+        .arg(&component)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| {
+            anyhow::anyhow!("could not run componentize-py ({e}); install it with `pip install {COMPONENTIZE_PY}`")
+        })?;
+    if !status.success() {
+        bail!("componentize-py failed ({status})");
+    }
+    Ok(component)
+}
+
+/// The Python SDK's files, for the scaffold.
+pub(super) fn python_sdk() -> &'static [(&'static str, &'static str)] {
+    &PYTHON_SDK
+}
