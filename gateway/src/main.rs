@@ -70,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let test = match args.lang {
                 hookgate::cli::Language::Rust => "cargo test",
                 hookgate::cli::Language::Python => "python3 -m unittest",
+                hookgate::cli::Language::Js => "npm install && node --test",
             };
             println!(
                 "created {} — `{test}` runs its test; `hookgate plugin build {}` builds the component",

@@ -95,24 +95,30 @@ pub fn plugin_path(name: &str) -> PathBuf {
 /// the reason printed, when componentize-py is not installed locally (in
 /// CI, `CI=true`, that fails the test instead: `.ci/run` installs it).
 pub fn python_plugin(dir: &str) -> Option<PathBuf> {
-    componentize_py_ready()
+    tool_ready("componentize-py", hookgate::cli::COMPONENTIZE_PY)
         .then(|| build_with_hookgate(&workspace_root().join("plugins").join(dir)))
 }
 
-/// Whether `componentize-py` is installed; when not, the reason is printed,
-/// and in CI (`CI=true`) the test fails instead (`.ci/run` installs it).
-pub fn componentize_py_ready() -> bool {
-    let installed = Command::new("componentize-py")
+/// [`python_plugin`] for a JavaScript plugin (componentize-js).
+pub fn js_plugin(dir: &str) -> Option<PathBuf> {
+    tool_ready("componentize-js", hookgate::cli::COMPONENTIZE_JS)
+        .then(|| build_with_hookgate(&workspace_root().join("plugins").join(dir)))
+}
+
+/// Whether the command `program` is installed (`package` says how to get
+/// it); when not, the reason is printed, and in CI (`CI=true`) the test
+/// fails instead (`.ci/run` installs it).
+pub fn tool_ready(program: &str, package: &str) -> bool {
+    let installed = Command::new(program)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !installed {
         assert!(
             std::env::var("CI").is_err(),
-            "componentize-py is missing: `pip install {}`",
-            hookgate::cli::COMPONENTIZE_PY
+            "{program} is missing: install {package}"
         );
-        eprintln!("skipped: componentize-py is not installed");
+        eprintln!("skipped: {program} is not installed ({package})");
     }
     installed
 }

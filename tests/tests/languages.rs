@@ -1,13 +1,14 @@
-//! One contract, several languages: `plugins/partner` (Rust) and
-//! `plugins/partner-py` (Python, built by `hookgate plugin build` with
-//! componentize-py) run through the real runtime on the same events and
-//! must answer the same: the same bytes, headers, drops and errors. And a
-//! new Python plugin scaffolded by `hookgate plugin new --lang python`
-//! passes its own test, builds and runs as generated.
+//! One contract, three languages: `plugins/partner` (Rust),
+//! `plugins/partner-py` (Python, componentize-py) and `plugins/partner-js`
+//! (JavaScript, componentize-js), the last two built by `hookgate plugin
+//! build`, run through the real runtime on the same events and must answer
+//! the same: the same bytes, headers, drops and errors. And a new plugin
+//! scaffolded by `hookgate plugin new --lang python|js` passes its own
+//! native test, builds and runs as generated.
 
 use hookgate::plugin::{InstanceMode, Outcome, PluginConfig, PluginEvent, Runtime, RuntimeConfig};
 use hookgate_tests::{
-    build_with_hookgate, componentize_py_ready, hookgate_bin, plugin_bytes, python_plugin,
+    build_with_hookgate, hookgate_bin, js_plugin, plugin_bytes, python_plugin, tool_ready,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -34,7 +35,7 @@ fn events() -> Vec<PluginEvent> {
         event(
             "order_created",
             &json!({"order_id": "o1", "shop_id": "s1", "line_items": [{"unit_price": 5, "product_name": "Café ☕ \"dé\""}],
-                    "total_price": 129.5, "discount": -3, "tax": null, "big_number": 18_446_744_073_709_551_615u64,
+                    "total_price": 129.5, "discount": -3, "tax": null, "big_number": 9_007_199_254_740_991u64,
                     "_private_note": "x", "customer": {"first_name": "Ada", "tags": ["a_b", {"deep_key": true}]}}),
         ),
         event(
@@ -52,22 +53,29 @@ fn events() -> Vec<PluginEvent> {
     ]
 }
 
+/// Integers past 2^53 are left out: JavaScript numbers are doubles.
 #[test]
-fn partner_in_rust_and_python_sends_the_same_bytes() {
-    let Some(python) = python_plugin("partner-py") else {
+fn partner_in_rust_python_and_javascript_sends_the_same_bytes() {
+    let (Some(python), Some(js)) = (python_plugin("partner-py"), js_plugin("partner-js")) else {
         return;
     };
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
-    let rust = runtime
-        .load("partner", &plugin_bytes("partner"), InstanceMode::Fresh)
-        .expect("load rust");
-    let python = runtime
-        .load(
-            "partner-py",
-            &std::fs::read(&python).expect("read"),
-            InstanceMode::Fresh,
-        )
-        .expect("load python");
+    let load = |name: &str, bytes: &[u8]| {
+        runtime
+            .load(name, bytes, InstanceMode::Fresh)
+            .unwrap_or_else(|e| panic!("load {name}: {e}"))
+    };
+    let rust = load("partner", &plugin_bytes("partner"));
+    let others = [
+        (
+            "python",
+            load("partner-py", &std::fs::read(&python).expect("read")),
+        ),
+        (
+            "javascript",
+            load("partner-js", &std::fs::read(&js).expect("read")),
+        ),
+    ];
     for config in [
         Arc::new(BTreeMap::from([(
             "companyId".to_owned(),
@@ -77,25 +85,28 @@ fn partner_in_rust_and_python_sends_the_same_bytes() {
     ] {
         for e in events() {
             let want = runtime.transform(&rust, &e, &config);
-            let got = runtime.transform(&python, &e, &config);
-            match (&want, &got) {
-                (Ok(want), Ok(got)) => assert_eq!(
-                    got,
-                    want,
-                    "{}: python sent\n{}\nrust sent\n{}",
-                    e.hook_type,
-                    show(got),
-                    show(want)
-                ),
-                (Err(want), Err(got)) => {
-                    assert_eq!(
+            for (language, plugin) in &others {
+                let got = runtime.transform(plugin, &e, &config);
+                match (&want, &got) {
+                    (Ok(want), Ok(got)) => assert_eq!(
+                        got,
+                        want,
+                        "{}: {language} sent\n{}\nrust sent\n{}",
+                        e.hook_type,
+                        show(got),
+                        show(want)
+                    ),
+                    (Err(want), Err(got)) => assert_eq!(
                         got.kind.to_string(),
                         want.kind.to_string(),
-                        "{}",
+                        "{language}: {}",
                         e.hook_type
-                    )
+                    ),
+                    _ => panic!(
+                        "{language}: {}: rust {want:?}, {language} {got:?}",
+                        e.hook_type
+                    ),
                 }
-                _ => panic!("{}: rust {want:?}, python {got:?}", e.hook_type),
             }
         }
     }
@@ -114,25 +125,40 @@ fn show(outcome: &Outcome) -> String {
 
 #[test]
 fn a_scaffolded_python_plugin_tests_builds_and_runs() {
-    if !componentize_py_ready() {
+    if !tool_ready("componentize-py", hookgate::cli::COMPONENTIZE_PY) {
         return;
     }
+    scaffold_test_build_run("python", &["python3", "-m", "unittest"]);
+}
+
+#[test]
+fn a_scaffolded_javascript_plugin_tests_builds_and_runs() {
+    if !tool_ready("componentize-js", hookgate::cli::COMPONENTIZE_JS) {
+        return;
+    }
+    scaffold_test_build_run("js", &["node", "--test"]);
+}
+
+/// What a new author does: scaffold, run the native test, build, run the
+/// component on a sample event.
+fn scaffold_test_build_run(lang: &str, native_test: &[&str]) {
     let dir = tempfile::tempdir().expect("tmp");
     let plugin = dir.path().join("acme-crm");
     let made = Command::new(hookgate_bin())
-        .args(["plugin", "new", "acme-crm", "--lang", "python", "--dir"])
+        .args(["plugin", "new", "acme-crm", "--lang", lang, "--dir"])
         .arg(&plugin)
         .output()
         .expect("plugin new");
     assert!(made.status.success(), "{made:?}");
-    let tested = Command::new("python3")
-        .args(["-m", "unittest"])
+    let tested = Command::new(native_test[0])
+        .args(&native_test[1..])
         .current_dir(&plugin)
         .output()
-        .expect("python3");
+        .expect("native test");
     assert!(
         tested.status.success(),
-        "the generated test fails: {}",
+        "the generated test fails: {}{}",
+        String::from_utf8_lossy(&tested.stdout),
         String::from_utf8_lossy(&tested.stderr)
     );
     let component = build_with_hookgate(&plugin);
@@ -161,5 +187,22 @@ fn a_scaffolded_python_plugin_tests_builds_and_runs() {
     assert_eq!(
         request["headers"][0],
         json!({"name": "x-acme-crm-event", "value": "order_created"})
+    );
+
+    // The plugin's own error, named with the plugin and its version.
+    std::fs::write(&sample, r#"{"type": "order_created", "payload": [1, 2]}"#).expect("event");
+    let refused = Command::new(hookgate_bin())
+        .args(["plugin", "run"])
+        .arg(&component)
+        .arg("--event")
+        .arg(&sample)
+        .output()
+        .expect("plugin run");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("plugin `acme-crm` version ")
+            && stderr.contains("invalid event: the payload must be a JSON object"),
+        "{stderr}"
     );
 }

@@ -8,7 +8,7 @@ mod plugin_run;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-pub use plugin_build::{COMPONENTIZE_PY, Language, build as build_plugin};
+pub use plugin_build::{COMPONENTIZE_JS, COMPONENTIZE_PY, Language, build as build_plugin};
 pub use plugin_new::{default_sdk_path, scaffold};
 pub use plugin_run::{EventFile, outcome_json, run_plugin};
 
@@ -39,7 +39,7 @@ pub enum Command {
 pub enum PluginCommand {
     /// Run a plugin once on a sample event and print its outcome as JSON.
     Run(PluginRunArgs),
-    /// Create a new plugin (Rust, Python) that builds and passes its test as generated.
+    /// Create a new plugin (Rust, Python, JavaScript) that builds and passes its test as generated.
     New(PluginNewArgs),
     /// Build a plugin folder of any language into a component; prints the `.wasm` path last.
     Build(PluginBuildArgs),

@@ -5,6 +5,9 @@
 //! - Python (`app.py`): `componentize-py` (PyPI) against this binary's own
 //!   WIT and Python SDK, written into `DIR/build/` first, so a folder
 //!   needs nothing but its code.
+//! - JavaScript (`app.js`): `componentize-js` (npm) on the folder's modules
+//!   copied into `DIR/build/src/` beside this binary's SDK and glue (the
+//!   SDK's `hookgate.js` replaces the folder's copy, as Python's does).
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -23,8 +26,21 @@ const PYTHON_SDK: [(&str, &str); 2] = [
         include_str!("../../../plugin-sdk/python/hookgate_component.py"),
     ),
 ];
+/// The JavaScript SDK: the module authors import, and the component's glue.
+const JS_SDK: [(&str, &str); 2] = [
+    (
+        "hookgate.js",
+        include_str!("../../../plugin-sdk/js/hookgate.js"),
+    ),
+    (
+        "hookgate_component.js",
+        include_str!("../../../plugin-sdk/js/hookgate_component.js"),
+    ),
+];
 /// The `componentize-py` this SDK is built and tested with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The `componentize-js` this SDK is built and tested with.
+pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 
 /// The languages a plugin can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +49,8 @@ pub enum Language {
     Rust,
     /// `app.py` with `transform(event, config)`, on the `hookgate` module.
     Python,
+    /// `app.js` exporting `transform(event, config)`, on `hookgate.js`.
+    Js,
 }
 
 impl Language {
@@ -42,9 +60,11 @@ impl Language {
             Ok(Self::Rust)
         } else if dir.join("app.py").is_file() {
             Ok(Self::Python)
+        } else if dir.join("app.js").is_file() {
+            Ok(Self::Js)
         } else {
             bail!(
-                "{} is not a plugin folder: no Cargo.toml (Rust) or app.py (Python)",
+                "{} is not a plugin folder: no Cargo.toml (Rust), app.py (Python) or app.js (JavaScript)",
                 dir.display()
             )
         }
@@ -59,6 +79,7 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     match Language::of(&dir)? {
         Language::Rust => build_rust(&dir),
         Language::Python => build_python(&dir),
+        Language::Js => build_js(&dir),
     }
 }
 
@@ -96,20 +117,12 @@ fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
-    let out = dir.join("build");
-    let (sdk, wit) = (out.join("sdk"), out.join("wit"));
+    let (out, wit, component) = prepare(dir)?;
+    let sdk = out.join("sdk");
     std::fs::create_dir_all(&sdk)?;
-    std::fs::create_dir_all(&wit)?;
-    std::fs::write(wit.join("plugin.wit"), WIT)?;
     for (name, text) in PYTHON_SDK {
         std::fs::write(sdk.join(name), text)?;
     }
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("plugin")
-        .to_owned();
-    let component = out.join(format!("{name}.wasm"));
     let status = Command::new("componentize-py")
         .arg("-d")
         .arg(&wit)
@@ -132,7 +145,65 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(component)
 }
 
-/// The Python SDK's files, for the scaffold.
-pub(super) fn python_sdk() -> &'static [(&'static str, &'static str)] {
-    &PYTHON_SDK
+fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
+    let (out, wit, component) = prepare(dir)?;
+    let src = out.join("src");
+    std::fs::create_dir_all(&src)?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "js" || e == "mjs") {
+            std::fs::copy(&path, src.join(path.file_name().context("a file name")?))?;
+        }
+    }
+    for (name, text) in JS_SDK {
+        std::fs::write(src.join(name), text)?;
+    }
+    // The folder's own componentize-js (`npm install`), else one on PATH.
+    let local = dir.join("node_modules/.bin/componentize-js");
+    let program = if local.is_file() {
+        local
+    } else {
+        PathBuf::from("componentize-js")
+    };
+    let status = Command::new(&program)
+        .arg(src.join("hookgate_component.js"))
+        .arg("--wit")
+        .arg(&wit)
+        .args(["--world-name", "integration"])
+        // No wasi:http: the sandbox offers none, and a component importing it is refused.
+        .args(["--disable", "http", "fetch-event"])
+        .arg("--out")
+        .arg(&component)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| {
+            anyhow::anyhow!("could not run componentize-js ({e}); install it with `npm install --save-dev {COMPONENTIZE_JS}`")
+        })?;
+    if !status.success() {
+        bail!("componentize-js failed ({status})");
+    }
+    Ok(component)
+}
+
+/// `DIR/build/` with the WIT written into `DIR/build/wit/`; the build
+/// folder, the WIT folder and the component's path (`DIR/build/NAME.wasm`).
+fn prepare(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    let out = dir.join("build");
+    let wit = out.join("wit");
+    std::fs::create_dir_all(&wit)?;
+    std::fs::write(wit.join("plugin.wit"), WIT)?;
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("plugin");
+    let component = out.join(format!("{name}.wasm"));
+    Ok((out, wit, component))
+}
+
+/// The SDK module authors import in `language` (file name, text), copied
+/// into a new plugin by the scaffold.
+pub(super) fn sdk_module(language: Language) -> Option<(&'static str, &'static str)> {
+    match language {
+        Language::Rust => None,
+        Language::Python => Some(PYTHON_SDK[0]),
+        Language::Js => Some(JS_SDK[0]),
+    }
 }

@@ -12,6 +12,10 @@ const GITIGNORE: &str = "/target\n";
 const APP_PY: &str = include_str!("../../templates/plugin-python/app.py.tmpl");
 const TEST_APP_PY: &str = include_str!("../../templates/plugin-python/test_app.py.tmpl");
 const PYTHON_GITIGNORE: &str = "/build\n__pycache__/\n";
+const APP_JS: &str = include_str!("../../templates/plugin-js/app.js.tmpl");
+const APP_TEST_JS: &str = include_str!("../../templates/plugin-js/app.test.js.tmpl");
+const PACKAGE_JSON: &str = include_str!("../../templates/plugin-js/package.json.tmpl");
+const JS_GITIGNORE: &str = "/build\n/node_modules\n";
 
 /// Writes a new plugin `name` in `language` into `dir` (a Rust crate
 /// depends on the SDK at `sdk_path`; a Python plugin gets its own copy of
@@ -36,19 +40,32 @@ pub fn scaffold(
     if dir.exists() {
         bail!("{} already exists; choose another --dir", dir.display());
     }
-    if language == Language::Python {
-        let fill = |template: &str| template.replace("{{name}}", name);
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("app.py"), fill(APP_PY))?;
-        std::fs::write(dir.join("test_app.py"), fill(TEST_APP_PY))?;
-        for (file, text) in super::plugin_build::python_sdk() {
-            if *file == "hookgate.py" {
-                std::fs::write(dir.join(file), text)?;
-            }
-        }
-        std::fs::write(dir.join(".gitignore"), PYTHON_GITIGNORE)?;
-        return Ok(dir.to_path_buf());
+    let files: &[(&str, &str)] = match language {
+        Language::Rust => return scaffold_rust(name, dir, sdk_path),
+        Language::Python => &[
+            ("app.py", APP_PY),
+            ("test_app.py", TEST_APP_PY),
+            (".gitignore", PYTHON_GITIGNORE),
+        ],
+        Language::Js => &[
+            ("app.js", APP_JS),
+            ("app.test.js", APP_TEST_JS),
+            ("package.json", PACKAGE_JSON),
+            (".gitignore", JS_GITIGNORE),
+        ],
+    };
+    std::fs::create_dir_all(dir)?;
+    for (file, template) in files {
+        std::fs::write(dir.join(file), template.replace("{{name}}", name))?;
     }
+    if let Some((file, text)) = super::plugin_build::sdk_module(language) {
+        std::fs::write(dir.join(file), text)?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// A plugin crate depending on the SDK at `sdk_path`.
+fn scaffold_rust(name: &str, dir: &Path, sdk_path: &Path) -> anyhow::Result<PathBuf> {
     let sdk_path = sdk_path
         .canonicalize()
         .with_context(|| format!("the SDK is not at {}; pass --sdk-path", sdk_path.display()))?;

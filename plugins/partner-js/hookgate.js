@@ -1,0 +1,1 @@
+../../plugin-sdk/js/hookgate.js
