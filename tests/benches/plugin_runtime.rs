@@ -1,14 +1,18 @@
 //! Plugin runtime throughput: the `partner` transform on a ~1 KiB event,
 //! (a) native Rust, (b) a fresh instance per event (the default), (c) one
 //! reused instance per integration, on one thread and on two; then the time
-//! to load a plugin by compiling it vs from the compiled cache.
+//! to load a plugin by compiling it vs from the compiled cache. Then the
+//! same `partner` written in Python and JavaScript (`plugins/partner-py`,
+//! `plugins/partner-js`, built by `hookgate plugin build` when
+//! componentize-py / componentize-js are installed): fresh and reused, one
+//! thread, and their loads.
 //!
 //! `cargo bench -p hookgate-tests --bench plugin_runtime` (optional
 //! argument: seconds per measurement, default 3).
 
 use hookgate::plugin::{InstanceMode, Plugin, PluginConfig, PluginEvent, Runtime, RuntimeConfig};
 use hookgate_sdk::Plugin as _;
-use hookgate_tests::{plugin_bytes, sample_order};
+use hookgate_tests::{js_plugin, plugin_bytes, python_plugin, sample_order};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,13 +89,55 @@ fn main() {
     cached_runtime
         .load("partner", &bytes, InstanceMode::Fresh)
         .expect("warm the cache");
-    let compile = time_loads(&runtime, &bytes, 5);
-    let cached = time_loads(&cached_runtime, &bytes, 20);
+    report_loads("rust", &runtime, &cached_runtime, &bytes, 5);
+
+    // The same plugin in other languages: big components with
+    // pre-initialized interpreters.
+    let native = measure(1, window, {
+        let event = event.clone();
+        move || native_transform(&event)
+    });
+    for (language, built) in [
+        ("python", python_plugin("partner-py")),
+        ("javascript", js_plugin("partner-js")),
+    ] {
+        let Some(path) = built else {
+            println!("{language}: not built (its componentizer is not installed)");
+            continue;
+        };
+        let component = std::fs::read(&path).expect("read");
+        println!(
+            "{language}: component {:.1} MB",
+            component.len() as f64 / 1e6
+        );
+        for (mode, instances) in [
+            ("fresh-instance", InstanceMode::Fresh),
+            ("reuse-instance", InstanceMode::Reuse { max_events: 10_000 }),
+        ] {
+            let plugin = Arc::new(runtime.load(language, &component, instances).expect("load"));
+            let rate = measure(1, window, {
+                let (runtime, event, config) = (runtime.clone(), event.clone(), config.clone());
+                move || wasm_transform(&runtime, &plugin, &event, &config)
+            });
+            report(&format!("{language}-{mode}"), 1, rate, native);
+        }
+        cached_runtime
+            .load(language, &component, InstanceMode::Fresh)
+            .expect("warm the cache");
+        report_loads(language, &runtime, &cached_runtime, &component, 1);
+    }
+}
+
+/// Load times of `bytes`: compiling (`compiles` times) and from the
+/// compiled cache.
+fn report_loads(what: &str, runtime: &Runtime, cached: &Runtime, bytes: &[u8], compiles: u32) {
+    let compile = time_loads(runtime, bytes, compiles);
+    let from_cache = time_loads(cached, bytes, 10);
     println!(
-        "load: compile {:.1} ms, from compiled cache {:.2} ms ({:.0}x faster)",
+        "{what} load: compile {:.1} ms, from compiled cache {:.2} ms ({:.0}x faster)",
         compile.as_secs_f64() * 1e3,
-        cached.as_secs_f64() * 1e3,
-        compile.as_secs_f64() / cached.as_secs_f64()
+        from_cache.as_secs_f64() * 1e3,
+        compile.as_secs_f64() / from_cache.as_secs_f64()
     );
 }
 
@@ -153,7 +199,7 @@ fn measure(
 
 fn report(mode: &str, threads: usize, rate: f64, native: f64) {
     println!(
-        "mode={mode:<15} threads={threads} events/s={rate:>9.0} us/event={:>7.1} ratio-to-native={:.2}x",
+        "mode={mode:<26} threads={threads} events/s={rate:>9.0} us/event={:>7.1} ratio-to-native={:.2}x",
         threads as f64 * 1e6 / rate,
         native / rate,
     );

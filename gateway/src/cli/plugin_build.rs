@@ -123,7 +123,8 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
     for (name, text) in PYTHON_SDK {
         std::fs::write(sdk.join(name), text)?;
     }
-    let status = Command::new("componentize-py")
+    let mut command = Command::new("componentize-py");
+    command
         .arg("-d")
         .arg(&wit)
         .args(["-w", "integration", "componentize", "-p"])
@@ -132,16 +133,8 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
         .arg(dir)
         .arg("hookgate_component")
         .arg("-o")
-        .arg(&component)
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .status()
-        .map_err(|e| {
-            anyhow::anyhow!("could not run componentize-py ({e}); install it with `pip install {COMPONENTIZE_PY}`")
-        })?;
-    if !status.success() {
-        bail!("componentize-py failed ({status})");
-    }
+        .arg(&component);
+    componentize(command, &format!("pip install {COMPONENTIZE_PY}"))?;
     Ok(component)
 }
 
@@ -165,7 +158,8 @@ fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
     } else {
         PathBuf::from("componentize-js")
     };
-    let status = Command::new(&program)
+    let mut command = Command::new(&program);
+    command
         .arg(src.join("hookgate_component.js"))
         .arg("--wit")
         .arg(&wit)
@@ -173,17 +167,29 @@ fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
         // No wasi:http: the sandbox offers none, and a component importing it is refused.
         .args(["--disable", "http", "fetch-event"])
         .arg("--out")
-        .arg(&component)
+        .arg(&component);
+    componentize(
+        command,
+        &format!("npm install --save-dev {COMPONENTIZE_JS}"),
+    )?;
+    Ok(component)
+}
+
+/// Runs a componentizer, its output shown as it goes; `install` says how
+/// to get it when it is missing.
+fn componentize(mut command: Command, install: &str) -> anyhow::Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let status = command
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .status()
         .map_err(|e| {
-            anyhow::anyhow!("could not run componentize-js ({e}); install it with `npm install --save-dev {COMPONENTIZE_JS}`")
+            anyhow::anyhow!("could not run {program} ({e}); install it with `{install}`")
         })?;
     if !status.success() {
-        bail!("componentize-js failed ({status})");
+        bail!("{program} failed ({status})");
     }
-    Ok(component)
+    Ok(())
 }
 
 /// `DIR/build/` with the WIT written into `DIR/build/wit/`; the build
