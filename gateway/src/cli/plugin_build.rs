@@ -144,7 +144,10 @@ fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&src)?;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "js" || e == "mjs") {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let module = name.ends_with(".js") || name.ends_with(".mjs");
+        let test = name.ends_with(".test.js") || name.ends_with(".test.mjs");
+        if path.is_file() && module && !test {
             std::fs::copy(&path, src.join(path.file_name().context("a file name")?))?;
         }
     }
