@@ -128,7 +128,15 @@ fn a_scaffolded_python_plugin_tests_builds_and_runs() {
     if !tool_ready("componentize-py", hookgate::cli::COMPONENTIZE_PY) {
         return;
     }
-    scaffold_test_build_run("python", &["python3", "-m", "unittest"]);
+    scaffold_test_build_run(
+        "python",
+        &["python3", "-m", "unittest"],
+        Raising {
+            file: "app.py",
+            source: "def transform(event, config):\n    return {\"n\": 1}[\"missing\"]\n",
+            reported: "failed: KeyError: 'missing'",
+        },
+    );
 }
 
 #[test]
@@ -136,12 +144,28 @@ fn a_scaffolded_javascript_plugin_tests_builds_and_runs() {
     if !tool_ready("componentize-js", hookgate::cli::COMPONENTIZE_JS) {
         return;
     }
-    scaffold_test_build_run("js", &["node", "--test"]);
+    scaffold_test_build_run(
+        "js",
+        &["node", "--test"],
+        Raising {
+            file: "app.js",
+            source: "export function transform(event, config) {\n  return null.missing;\n}\n",
+            reported: "failed: TypeError: ",
+        },
+    );
+}
+
+/// A plugin whose code throws, and what the delivery reports of it.
+struct Raising {
+    file: &'static str,
+    source: &'static str,
+    reported: &'static str,
 }
 
 /// What a new author does: scaffold, run the native test, build, run the
-/// component on a sample event.
-fn scaffold_test_build_run(lang: &str, native_test: &[&str]) {
+/// component on a sample event; then the plugin's own errors: an event it
+/// refuses, and code that throws.
+fn scaffold_test_build_run(lang: &str, native_test: &[&str], raising: Raising) {
     let dir = tempfile::tempdir().expect("tmp");
     let plugin = dir.path().join("acme-crm");
     let made = Command::new(hookgate_bin())
@@ -203,6 +227,24 @@ fn scaffold_test_build_run(lang: &str, native_test: &[&str]) {
     assert!(
         stderr.contains("plugin `acme-crm` version ")
             && stderr.contains("invalid event: the payload must be a JSON object"),
+        "{stderr}"
+    );
+
+    // Code that throws fails the delivery with the exception's type and
+    // message.
+    std::fs::write(plugin.join(raising.file), raising.source).expect("app");
+    let component = build_with_hookgate(&plugin);
+    let thrown = Command::new(hookgate_bin())
+        .args(["plugin", "run"])
+        .arg(&component)
+        .arg("--event")
+        .arg(&sample)
+        .output()
+        .expect("plugin run");
+    assert!(!thrown.status.success());
+    let stderr = String::from_utf8_lossy(&thrown.stderr);
+    assert!(
+        stderr.contains("plugin `acme-crm` version ") && stderr.contains(raising.reported),
         "{stderr}"
     );
 }
