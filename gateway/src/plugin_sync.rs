@@ -18,15 +18,20 @@ pub const POLL: Duration = Duration::from_secs(2);
 
 /// Stores `file` and makes it the active version everywhere.
 pub async fn publish(store: &Store, file: &LoadedFile) -> Result<(), StoreError> {
-    let now = now_ms();
+    keep(store, file).await?;
     store
-        .put_plugin_version(&file.name, &file.version, &file.bytes, now)
-        .await?;
-    store
-        .set_active_plugin(&file.name, &file.version, now)
+        .set_active_plugin(&file.name, &file.version, now_ms())
         .await?;
     tracing::info!(plugin = %file.name, version = %file.version, "plugin version published to every replica");
     Ok(())
+}
+
+/// Stores `file` for every replica without making it active (a candidate
+/// for a dry run, or a later activation).
+pub async fn keep(store: &Store, file: &LoadedFile) -> Result<(), StoreError> {
+    store
+        .put_plugin_version(&file.name, &file.version, &file.bytes, now_ms())
+        .await
 }
 
 /// At start: load what the database says is active, then the plugin

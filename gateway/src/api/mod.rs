@@ -266,6 +266,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::upload, plugins::get))
         .routes(routes!(plugins::activate))
+        .routes(routes!(plugins::dry_run))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -3,7 +3,7 @@
 //! the result, so every retry sends the same bytes.
 
 use crate::model::{Event, PreparedRequest, Target};
-use crate::plugin::{Outcome, PluginError, PluginEvent, Registry};
+use crate::plugin::{Outcome, PluginConfig, PluginError, PluginEvent, Registry};
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -74,15 +74,7 @@ pub async fn transform(
             .map(|v| format!(" version {v}"))
             .unwrap_or_default(),
     })?;
-    let input = PluginEvent {
-        id: event.id.clone(),
-        hook_type: event.event_type.clone(),
-        integration: target.id().to_owned(),
-        occurred_at_ms: u64::try_from(event.created).unwrap_or(0),
-        content_type: "application/json".into(),
-        body: event.payload.clone().into_bytes(),
-    };
-    let config = Arc::new(target.config().clone());
+    let (input, config) = plugin_input(event, target);
     let registry = registry.clone();
     let started = std::time::Instant::now();
     let name = plugin.name().to_owned();
@@ -110,6 +102,20 @@ pub async fn transform(
                 .collect(),
         )),
     }
+}
+
+/// What a plugin gets for `event` going to `target`: the event as the
+/// plugin sees it, and the target's configuration.
+pub fn plugin_input(event: &Event, target: &Target) -> (PluginEvent, PluginConfig) {
+    let input = PluginEvent {
+        id: event.id.clone(),
+        hook_type: event.event_type.clone(),
+        integration: target.id().to_owned(),
+        occurred_at_ms: u64::try_from(event.created).unwrap_or(0),
+        content_type: "application/json".into(),
+        body: event.payload.clone().into_bytes(),
+    };
+    (input, Arc::new(target.config().clone()))
 }
 
 /// `{"id", "type", "timestamp", "data"}`: the Standard Webhooks payload,

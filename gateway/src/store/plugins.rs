@@ -1,8 +1,10 @@
 //! Plugin components and the active version per name: the source of truth
 //! every replica's registry follows.
 
+use super::queue::executor::{FromRow, Row};
+use super::rows::EventRow;
 use super::{Store, StoreError, with_pool};
-use crate::model::EpochMs;
+use crate::model::{EpochMs, Event, OrgId, TargetKind};
 
 impl Store {
     /// Stores a component version (content-addressed: storing it twice is a no-op).
@@ -101,5 +103,58 @@ impl Store {
         .fetch_optional(p)
         .await?);
         bytes.ok_or(StoreError::NotFound)
+    }
+}
+
+/// An event a plugin transformed, and the route it went to.
+#[derive(Debug, Clone)]
+pub struct TransformedEvent {
+    /// The event.
+    pub event: Event,
+    /// The route's kind.
+    pub target_kind: TargetKind,
+    /// The route.
+    pub target_id: String,
+}
+
+/// Routes using plugin `$1`, their deliveries transformed (of organization
+/// `$2` when given), one row per (event, route), newest first, at most `$3`.
+const RECENT_TRANSFORMED: &str = "SELECT e.organization_id, e.id, e.event_type, e.payload, e.shop_id, e.created, e.trace_context, \
+     d.target_kind, d.target_id FROM (\
+       SELECT organization_id, event_id, target_kind, target_id, MAX(created) AS at FROM deliveries \
+       WHERE target_id IN (SELECT id FROM integrations WHERE plugin_name = $1 \
+                           UNION ALL SELECT id FROM webhooks WHERE plugin_name = $1) \
+         AND transformed AND ($2 IS NULL OR organization_id = $2) \
+       GROUP BY organization_id, event_id, target_kind, target_id ORDER BY at DESC LIMIT $3) AS d \
+     JOIN events e ON e.organization_id = d.organization_id AND e.id = d.event_id \
+     ORDER BY d.at DESC";
+
+impl Store {
+    /// The events most recently transformed for the routes that use plugin
+    /// `name` (of `organization`, or of every organization), newest first:
+    /// what a dry run replays.
+    pub async fn recent_transformed(
+        &self,
+        name: &str,
+        organization: Option<&OrgId>,
+        limit: i64,
+    ) -> Result<Vec<TransformedEvent>, StoreError> {
+        let rows = with_pool!(self, |p| sqlx::query(RECENT_TRANSFORMED)
+            .bind(name)
+            .bind(organization.map(OrgId::as_str))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(TransformedEvent {
+                    event: EventRow::from_row(row)?.into_domain(),
+                    target_kind: TargetKind::parse(&row.text(7)?)
+                        .ok_or_else(|| StoreError::Corrupt("a delivery's target kind".into()))?,
+                    target_id: row.text(8)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?);
+        Ok(rows)
     }
 }
