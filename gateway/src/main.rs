@@ -79,6 +79,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plugin(PluginCommand::Diff(args)) => {
+            let report = hookgate::cli::diff_plugins(&args)?;
+            print!("{}", report.text);
+            Ok(if report.changed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Plugin(PluginCommand::Build(args)) => {
             let component = hookgate::cli::build_plugin(&args.dir)?;
             println!("{}", component.display());

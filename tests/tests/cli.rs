@@ -1,4 +1,4 @@
-//! `hookgate plugin run` and `hookgate plugin new`, as a user runs them.
+//! `hookgate plugin run`, `plugin new`, `plugin build` and `plugin diff`, as a user runs them.
 
 use hookgate_tests::{hookgate_bin, plugin_path, sample_order, target_dir, workspace_root};
 use serde_json::{Value, json};
@@ -172,4 +172,55 @@ fn plugin_new_scaffolds_a_working_crate() {
         printed["outcome"]["requests"][0]["body"]["json"]["data"],
         json!({"orderId": 5})
     );
+}
+
+/// `plugin diff`: two versions on recorded events, what differs as a diff;
+/// exit 0 when nothing does, 1 when something does.
+#[test]
+fn plugin_diff_shows_what_a_new_version_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"id\": \"evt_1\", \"type\": \"order_created\", \"payload\": {\"order_id\": \"o1\"}}\n\n\
+         {\"id\": \"evt_2\", \"type\": \"order_removed\", \"payload\": {}}\n",
+    )
+    .expect("events");
+    let diff = |old: &str, new: &str, events: &std::path::Path| {
+        Command::new(hookgate_bin())
+            .args(["plugin", "diff"])
+            .arg(plugin_path(old))
+            .arg(plugin_path(new))
+            .arg("--events")
+            .arg(events)
+            .output()
+            .expect("run")
+    };
+    let same = diff("partner", "partner", &events);
+    assert_eq!(same.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert!(
+        text.contains("evt_1 order_created: same")
+            && text.ends_with("2 events: 2 same, 0 changed\n"),
+        "{text}"
+    );
+
+    let changed = diff("partner", "standard", &events);
+    assert_eq!(changed.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&changed.stdout);
+    assert!(text.contains("evt_1 order_created: changed"), "{text}");
+    assert!(
+        text.contains("-            \"webHookType\": \"NEW_CONSUMER_ORDER\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("+            \"type\": \"order_created\""),
+        "{text}"
+    );
+    assert!(text.ends_with("2 events: 0 same, 2 changed\n"), "{text}");
+
+    std::fs::write(&events, "{\"type\": \"t\"}\n").expect("events");
+    let bad = diff("partner", "standard", &events);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 1: not an event"));
 }

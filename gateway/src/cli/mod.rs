@@ -2,6 +2,7 @@
 //! typed settings, and the subcommands that do not serve HTTP.
 
 mod plugin_build;
+mod plugin_diff;
 mod plugin_new;
 mod plugin_run;
 
@@ -9,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use plugin_build::{COMPONENTIZE_JS, COMPONENTIZE_PY, Language, build as build_plugin};
+pub use plugin_diff::{DiffReport, diff_plugins};
 pub use plugin_new::{default_sdk_path, scaffold};
 pub use plugin_run::{EventFile, outcome_json, run_plugin};
 
@@ -43,6 +45,26 @@ pub enum PluginCommand {
     New(PluginNewArgs),
     /// Build a plugin folder of any language into a component; prints the `.wasm` path last.
     Build(PluginBuildArgs),
+    /// Run two versions of a plugin on recorded events and show what differs (exit 1 when anything does).
+    Diff(PluginDiffArgs),
+}
+
+/// `hookgate plugin diff`
+#[derive(Debug, Args)]
+pub struct PluginDiffArgs {
+    /// The version in use (`.wasm`).
+    pub old: PathBuf,
+    /// The candidate (`.wasm`).
+    pub new: PathBuf,
+    /// Events, one JSON object per line, shaped like a `POST /v1/events` body.
+    #[arg(long)]
+    pub events: PathBuf,
+    /// A configuration value for both, `key=value`; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Sandbox limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// `hookgate plugin build`

@@ -22,6 +22,22 @@ pub struct EventFile {
     pub shop_id: Option<String>,
 }
 
+impl EventFile {
+    /// The event as a plugin sees it, accepted now (an id made up when absent).
+    pub fn into_plugin_event(self) -> anyhow::Result<PluginEvent> {
+        Ok(PluginEvent {
+            id: self
+                .id
+                .unwrap_or_else(|| format!("evt_{}", uuid::Uuid::now_v7().simple())),
+            hook_type: self.hook_type,
+            integration: "cli".to_owned(),
+            occurred_at_ms: now_ms(),
+            content_type: "application/json".to_owned(),
+            body: serde_json::to_vec(&self.payload)?,
+        })
+    }
+}
+
 /// Runs the command; `Ok(Err(message))` is a plugin failure (exit 1).
 pub fn run_plugin(args: &PluginRunArgs) -> anyhow::Result<Result<Value, String>> {
     let bytes = std::fs::read(&args.file)
@@ -39,16 +55,7 @@ pub fn run_plugin(args: &PluginRunArgs) -> anyhow::Result<Result<Value, String>>
     let plugin = runtime
         .load(&name, &bytes, InstanceMode::Fresh)
         .with_context(|| format!("{} was refused", args.file.display()))?;
-    let input = PluginEvent {
-        id: event
-            .id
-            .unwrap_or_else(|| format!("evt_{}", uuid::Uuid::now_v7().simple())),
-        hook_type: event.hook_type,
-        integration: "cli".to_owned(),
-        occurred_at_ms: now_ms(),
-        content_type: "application/json".to_owned(),
-        body: serde_json::to_vec(&event.payload)?,
-    };
+    let input = event.into_plugin_event()?;
     let config: PluginConfig = Arc::new(args.config.iter().cloned().collect());
     Ok(match runtime.transform(&plugin, &input, &config) {
         Ok(outcome) => Ok(json!({
@@ -87,7 +94,7 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
 }
 
 /// A plugin name from a file name: `plugin_partner.wasm` → `plugin_partner`.
-fn plugin_name(path: &std::path::Path) -> String {
+pub(super) fn plugin_name(path: &std::path::Path) -> String {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
