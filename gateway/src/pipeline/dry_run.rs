@@ -3,8 +3,9 @@
 //! sandbox with the same limits (a candidate that loops is cut by its
 //! deadline, one that traps fails that event). Nothing is sent or stored.
 
+use super::route;
 use super::transform::plugin_input;
-use crate::model::{OrgId, Target, TargetKind};
+use crate::model::OrgId;
 use crate::plugin::{Outcome, Plugin, PluginError, Registry};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
@@ -63,18 +64,7 @@ pub async fn compare(
         .await?;
     let mut inputs = Vec::with_capacity(recent.len());
     for r in recent {
-        let org = &r.event.organization_id;
-        let target = match r.target_kind {
-            TargetKind::Integration => store
-                .get_integration(org, &r.target_id)
-                .await
-                .map(|i| Target::Integration(Box::new(i))),
-            TargetKind::Webhook => store
-                .get_webhook(org, &r.target_id)
-                .await
-                .map(|w| Target::Webhook(Box::new(w))),
-        };
-        match target {
+        match route::load(store, &r.event.organization_id, r.target_kind, &r.target_id).await {
             Ok(target) => inputs.push((r.event, target)),
             // The route was deleted since: nothing to compare against.
             Err(StoreError::NotFound) => {}

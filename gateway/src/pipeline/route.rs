@@ -5,7 +5,7 @@
 //! delivery goes to, cached for a second because most deliveries go to a
 //! few routes.
 
-use crate::model::{Delivery, Target, TargetKind};
+use crate::model::{Delivery, OrgId, Target, TargetKind};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,17 +38,13 @@ impl Routes {
         {
             return Ok(Some(target.clone()));
         }
-        let org = &delivery.organization_id;
-        let loaded = match delivery.target_kind {
-            TargetKind::Integration => store
-                .get_integration(org, &delivery.target_id)
-                .await
-                .map(|i| Target::Integration(Box::new(i))),
-            TargetKind::Webhook => store
-                .get_webhook(org, &delivery.target_id)
-                .await
-                .map(|w| Target::Webhook(Box::new(w))),
-        };
+        let loaded = load(
+            store,
+            &delivery.organization_id,
+            delivery.target_kind,
+            &delivery.target_id,
+        )
+        .await;
         let target = match loaded {
             Ok(target) => Arc::new(target),
             Err(StoreError::NotFound) => return Ok(None),
@@ -69,5 +65,25 @@ impl Routes {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<Target>)>> {
         self.cached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The integration or subscription `id` of `organization_id`, read from
+/// the database (no cache).
+pub async fn load(
+    store: &Store,
+    organization_id: &OrgId,
+    kind: TargetKind,
+    id: &str,
+) -> Result<Target, StoreError> {
+    match kind {
+        TargetKind::Integration => store
+            .get_integration(organization_id, id)
+            .await
+            .map(|i| Target::Integration(Box::new(i))),
+        TargetKind::Webhook => store
+            .get_webhook(organization_id, id)
+            .await
+            .map(|w| Target::Webhook(Box::new(w))),
     }
 }
