@@ -193,14 +193,7 @@ fn scaffold_test_build_run(lang: &str, native_test: &[&str], raising: Raising) {
         r#"{"id": "evt_9", "type": "order_created", "payload": {"order_id": "o9"}}"#,
     )
     .expect("event");
-    let ran = Command::new(hookgate_bin())
-        .args(["plugin", "run"])
-        .arg(&component)
-        .arg("--event")
-        .arg(&sample)
-        .args(["--config", "source=shop"])
-        .output()
-        .expect("plugin run");
+    let ran = plugin_run(&component, &sample, &["--config", "source=shop"]);
     assert!(ran.status.success(), "{ran:?}");
     let out: Value = serde_json::from_slice(&ran.stdout).expect("json");
     let request = &out["outcome"]["requests"][0];
@@ -215,13 +208,7 @@ fn scaffold_test_build_run(lang: &str, native_test: &[&str], raising: Raising) {
 
     // The plugin's own error, named with the plugin and its version.
     std::fs::write(&sample, r#"{"type": "order_created", "payload": [1, 2]}"#).expect("event");
-    let refused = Command::new(hookgate_bin())
-        .args(["plugin", "run"])
-        .arg(&component)
-        .arg("--event")
-        .arg(&sample)
-        .output()
-        .expect("plugin run");
+    let refused = plugin_run(&component, &sample, &[]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -234,17 +221,27 @@ fn scaffold_test_build_run(lang: &str, native_test: &[&str], raising: Raising) {
     // message.
     std::fs::write(plugin.join(raising.file), raising.source).expect("app");
     let component = build_with_hookgate(&plugin);
-    let thrown = Command::new(hookgate_bin())
-        .args(["plugin", "run"])
-        .arg(&component)
-        .arg("--event")
-        .arg(&sample)
-        .output()
-        .expect("plugin run");
+    let thrown = plugin_run(&component, &sample, &[]);
     assert!(!thrown.status.success());
     let stderr = String::from_utf8_lossy(&thrown.stderr);
     assert!(
         stderr.contains("plugin `acme-crm` version ") && stderr.contains(raising.reported),
         "{stderr}"
     );
+}
+
+/// `hookgate plugin run COMPONENT --event SAMPLE EXTRA…`.
+fn plugin_run(
+    component: &std::path::Path,
+    sample: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(hookgate_bin())
+        .args(["plugin", "run"])
+        .arg(component)
+        .arg("--event")
+        .arg(sample)
+        .args(extra)
+        .output()
+        .expect("plugin run")
 }

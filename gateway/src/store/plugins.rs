@@ -1,6 +1,7 @@
 //! Plugin components and the active version per name: the source of truth
 //! every replica's registry follows.
 
+use super::queue::EVENT_COLUMNS_OF_E;
 use super::queue::executor::{FromRow, Row};
 use super::rows::EventRow;
 use super::{Store, StoreError, with_pool};
@@ -117,10 +118,9 @@ pub struct TransformedEvent {
     pub target_id: String,
 }
 
-/// Routes using plugin `$1`, their deliveries transformed (of organization
+/// After the event's columns: routes using plugin `$1`, their deliveries transformed (of organization
 /// `$2` when given), one row per (event, route), newest first, at most `$3`.
-const RECENT_TRANSFORMED: &str = "SELECT e.organization_id, e.id, e.event_type, e.payload, e.shop_id, e.created, e.trace_context, \
-     d.target_kind, d.target_id FROM (\
+const RECENT_TRANSFORMED: &str = "d.target_kind, d.target_id FROM (\
        SELECT organization_id, event_id, target_kind, target_id, MAX(created) AS at FROM deliveries \
        WHERE target_id IN (SELECT id FROM integrations WHERE plugin_name = $1 \
                            UNION ALL SELECT id FROM webhooks WHERE plugin_name = $1) \
@@ -139,7 +139,8 @@ impl Store {
         organization: Option<&OrgId>,
         limit: i64,
     ) -> Result<Vec<TransformedEvent>, StoreError> {
-        let rows = with_pool!(self, |p| sqlx::query(RECENT_TRANSFORMED)
+        let sql = format!("SELECT {EVENT_COLUMNS_OF_E}, {RECENT_TRANSFORMED}");
+        let rows = with_pool!(self, |p| sqlx::query(&sql)
             .bind(name)
             .bind(organization.map(OrgId::as_str))
             .bind(limit)

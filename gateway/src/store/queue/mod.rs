@@ -18,6 +18,7 @@ pub(super) mod sqlite;
 mod writer;
 
 pub(crate) use ops::{WriteOp, WriteResult};
+pub(super) use sql::EVENT_COLUMNS_OF_E;
 pub(crate) use writer::Writer;
 
 use super::rows::{ATTEMPT_COLUMNS, AttemptRow, DeliveryRow, EventRow};

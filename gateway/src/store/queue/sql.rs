@@ -33,6 +33,16 @@ pub(crate) const DELIVERY_LIST_COLUMNS: &str = "id, organization_id, event_id, e
 pub(crate) const EVENT_COLUMNS: &str =
     "organization_id, id, event_type, payload, shop_id, created, trace_context";
 
+/// [`EVENT_COLUMNS`] of the table aliased `e`, for joins.
+macro_rules! event_columns_of_e {
+    () => {
+        "e.organization_id, e.id, e.event_type, e.payload, e.shop_id, e.created, e.trace_context"
+    };
+}
+
+/// [`EVENT_COLUMNS`] of the table aliased `e`, for joins.
+pub(crate) const EVENT_COLUMNS_OF_E: &str = event_columns_of_e!();
+
 /// A statement over many rows: `head`, then `row` once per item (its `$1…$k`
 /// renumbered per item), separated by commas, then `tail`.
 #[derive(Debug)]
@@ -292,7 +302,11 @@ const RENEW_LEASES_POSTGRES: MultiRow = MultiRow {
 
 /// The events of claimed deliveries, by (organization, id).
 pub(super) const CLAIMED_EVENTS: MultiRow = MultiRow {
-    head: "SELECT e.organization_id, e.id, e.event_type, e.payload, e.shop_id, e.created, e.trace_context FROM events e JOIN (VALUES ",
+    head: concat!(
+        "SELECT ",
+        event_columns_of_e!(),
+        " FROM events e JOIN (VALUES "
+    ),
     row: "($1, $2)",
     tail: ") AS v ON e.organization_id = v.column1 AND e.id = v.column2",
     params: 2,
