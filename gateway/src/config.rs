@@ -46,8 +46,9 @@ pub struct ServeArgs {
     /// Largest JSON request body, bytes.
     #[arg(long, env = "HOOKGATE_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
-    /// Largest plugin upload, bytes.
-    #[arg(long, env = "HOOKGATE_MAX_PLUGIN_BYTES", default_value_t = 32 << 20)]
+    /// Largest plugin upload, bytes (Python and JavaScript components are
+    /// tens of MB).
+    #[arg(long, env = "HOOKGATE_MAX_PLUGIN_BYTES", default_value_t = 64 << 20)]
     pub max_plugin_bytes: usize,
     /// How long a rotated-out signing secret keeps signing (e.g. `24h`).
     #[arg(long, env = "HOOKGATE_SECRET_ROTATION_OVERLAP", default_value = "24h")]
@@ -130,8 +131,10 @@ pub struct ServeSettings {
     pub secret_rotation_overlap: Duration,
     /// Requests per second per organization; `None` is no limit.
     pub rate_limit: Option<std::num::NonZeroU32>,
-    /// Sandbox limits.
+    /// Default sandbox limits.
     pub limits: crate::plugin::Limits,
+    /// The most a plugin's own settings may ask for.
+    pub maxima: crate::plugin::Maxima,
     /// Bounds on what one tenant's writes may make.
     pub store_limits: crate::store::Limits,
     /// How long final events are kept.
@@ -181,6 +184,7 @@ impl ServeArgs {
             secret_rotation_overlap: self.secret_rotation_overlap.into(),
             rate_limit: std::num::NonZeroU32::new(self.rate_limit),
             limits: self.limits.limits(),
+            maxima: self.limits.maxima(),
             retention: self.retention.into(),
             store_limits: crate::store::Limits {
                 deliveries_per_event: self.max_deliveries_per_event.max(1),

@@ -6,7 +6,7 @@
 
 use crate::model::now_ms;
 use crate::plugin::{LoadedFile, Registry};
-use crate::store::{Store, StoreError};
+use crate::store::{ActivePlugin, Store, StoreError};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,13 @@ pub async fn publish(store: &Store, file: &LoadedFile) -> Result<(), StoreError>
 /// for a dry run, or a later activation).
 pub async fn keep(store: &Store, file: &LoadedFile) -> Result<(), StoreError> {
     store
-        .put_plugin_version(&file.name, &file.version, &file.bytes, now_ms())
+        .put_plugin_version(
+            &file.name,
+            &file.version,
+            &file.bytes,
+            &file.settings,
+            now_ms(),
+        )
         .await
 }
 
@@ -49,11 +55,15 @@ pub async fn start(
     let scan_dir = dir.to_path_buf();
     let loaded =
         tokio::task::spawn_blocking(move || scan_registry.scan_dir(&scan_dir, false)).await??;
-    let active: std::collections::HashMap<String, String> =
-        store.active_plugins().await?.into_iter().collect();
+    let active: std::collections::HashSet<String> = store
+        .active_plugins()
+        .await?
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     for file in loaded {
         if !store.has_plugin_version(&file.name, &file.version).await?
-            || !active.contains_key(&file.name)
+            || !active.contains(&file.name)
         {
             publish(store, &file).await?;
             registry.activate(&file.name, &file.version)?;
@@ -96,22 +106,26 @@ pub async fn run(
 /// Activates locally what the database says is active, loading versions
 /// this replica does not have.
 pub async fn follow(store: &Store, registry: &Arc<Registry>) -> anyhow::Result<()> {
-    for (name, version) in store.active_plugins().await? {
-        if registry.get(&name).is_some_and(|p| p.version() == version) {
+    for ActivePlugin {
+        name,
+        version,
+        settings,
+    } in store.active_plugins().await?
+    {
+        if registry.is_active(&name, &version, settings) {
             continue;
         }
-        if registry.get_version(&name, &version).is_some() {
-            registry.activate(&name, &version)?;
-            continue;
-        }
-        let bytes = store.plugin_component(&name, &version).await?;
-        let install_registry = registry.clone();
-        let install_name = name.clone();
-        match tokio::task::spawn_blocking(move || {
-            install_registry.install(&install_name, &bytes, true)
-        })
-        .await?
-        {
+        let installed = match registry.configure(&name, &version, settings, true) {
+            Some(configured) => configured,
+            None => {
+                let (bytes, settings) = store.plugin_component(&name, &version).await?;
+                let registry = registry.clone();
+                let name = name.clone();
+                tokio::task::spawn_blocking(move || registry.install(&name, &bytes, settings, true))
+                    .await?
+            }
+        };
+        match installed {
             Ok(plugin) => {
                 tracing::info!(plugin = %name, version = plugin.version(), "plugin version loaded from the database")
             }

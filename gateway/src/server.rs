@@ -4,7 +4,7 @@
 use crate::api::{self, AppState, KeyCache, RateLimits};
 use crate::config::ServeSettings;
 use crate::pipeline::Pipeline;
-use crate::plugin::{InstanceMode, Registry, Runtime, RuntimeConfig};
+use crate::plugin::{PluginSettings, Registry, Runtime, RuntimeConfig};
 use crate::secrets::Cipher;
 use crate::store::Store;
 use anyhow::Context;
@@ -65,22 +65,16 @@ pub async fn build(
 
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         limits: settings.limits.clone(),
+        maxima: settings.maxima,
         cache_dir: Some(settings.data_dir.join("plugin-cache")),
         ..RuntimeConfig::default()
     })?);
-    let modes: HashMap<String, InstanceMode> = settings
+    let defaults: HashMap<String, PluginSettings> = settings
         .plugin_reuse
         .iter()
-        .map(|(name, n)| {
-            (
-                name.clone(),
-                InstanceMode::Reuse {
-                    max_events: (*n).max(1),
-                },
-            )
-        })
+        .map(|(name, n)| (name.clone(), PluginSettings::reuse((*n).max(1))))
         .collect();
-    let registry = Arc::new(Registry::new(runtime, modes));
+    let registry = Arc::new(Registry::new(runtime, defaults));
     if let Some(dir) = &settings.plugin_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create the plugin folder {}", dir.display()))?;

@@ -62,18 +62,14 @@ export function camelCaseKeys(value) {
   return value;
 }
 
+/** `line_items` → `lineItems`: underscores dropped, each word after the
+ * first capitalized (only its first letter). */
 export function camelCase(key) {
-  let out = '';
-  let upper = false;
-  for (const c of key) {
-    if (c === '_') {
-      upper = out.length > 0;
-    } else if (upper) {
-      out += c.toUpperCase();
-      upper = false;
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  const [first = '', ...rest] = key.split('_').filter((word) => word !== '');
+  return first + rest.map(capitalize).join('');
+}
+
+function capitalize(word) {
+  const head = word.codePointAt(0) > 0xffff ? 2 : 1;
+  return word.slice(0, head).toUpperCase() + word.slice(head);
 }

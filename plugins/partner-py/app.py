@@ -61,14 +61,7 @@ def camel_case_keys(value):
 
 
 def camel_case(key: str) -> str:
-    out = []
-    upper = False
-    for c in key:
-        if c == "_":
-            upper = bool(out)
-        elif upper:
-            out.append(c.upper())
-            upper = False
-        else:
-            out.append(c)
-    return "".join(out)
+    """`line_items` → `lineItems`: underscores dropped, each word after the
+    first capitalized (only its first letter)."""
+    first, *rest = [word for word in key.split("_") if word] or [""]
+    return first + "".join(word[0].upper() + word[1:] for word in rest)

@@ -10,7 +10,7 @@
 //! `cargo bench -p hookgate-tests --bench plugin_runtime` (optional
 //! argument: seconds per measurement, default 3).
 
-use hookgate::plugin::{InstanceMode, Plugin, PluginConfig, PluginEvent, Runtime, RuntimeConfig};
+use hookgate::plugin::{Plugin, PluginConfig, PluginEvent, PluginSettings, Runtime, RuntimeConfig};
 use hookgate_sdk::Plugin as _;
 use hookgate_tests::{js_plugin, plugin_bytes, python_plugin, sample_order};
 use std::collections::BTreeMap;
@@ -34,16 +34,12 @@ fn main() {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
     let fresh = Arc::new(
         runtime
-            .load("partner", &bytes, InstanceMode::Fresh)
+            .load("partner", &bytes, PluginSettings::default())
             .expect("load"),
     );
     let reuse = Arc::new(
         runtime
-            .load(
-                "partner",
-                &bytes,
-                InstanceMode::Reuse { max_events: 10_000 },
-            )
+            .load("partner", &bytes, PluginSettings::reuse(10_000))
             .expect("load"),
     );
     let config: PluginConfig = Arc::new(BTreeMap::from([(
@@ -87,7 +83,7 @@ fn main() {
     })
     .expect("runtime");
     cached_runtime
-        .load("partner", &bytes, InstanceMode::Fresh)
+        .load("partner", &bytes, PluginSettings::default())
         .expect("warm the cache");
     report_loads("rust", &runtime, &cached_runtime, &bytes, 5);
 
@@ -111,8 +107,8 @@ fn main() {
             component.len() as f64 / 1e6
         );
         for (mode, instances) in [
-            ("fresh-instance", InstanceMode::Fresh),
-            ("reuse-instance", InstanceMode::Reuse { max_events: 10_000 }),
+            ("fresh-instance", PluginSettings::default()),
+            ("reuse-instance", PluginSettings::reuse(10_000)),
         ] {
             let plugin = Arc::new(runtime.load(language, &component, instances).expect("load"));
             let rate = measure(1, window, {
@@ -122,7 +118,7 @@ fn main() {
             report(&format!("{language}-{mode}"), 1, rate, native);
         }
         cached_runtime
-            .load(language, &component, InstanceMode::Fresh)
+            .load(language, &component, PluginSettings::default())
             .expect("warm the cache");
         report_loads(language, &runtime, &cached_runtime, &component, 1);
     }
@@ -210,7 +206,7 @@ fn time_loads(runtime: &Runtime, bytes: &[u8], n: u32) -> Duration {
     for _ in 0..n {
         std::hint::black_box(
             runtime
-                .load("partner", bytes, InstanceMode::Fresh)
+                .load("partner", bytes, PluginSettings::default())
                 .expect("load"),
         );
     }

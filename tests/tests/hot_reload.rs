@@ -2,7 +2,9 @@
 //! file is swapped in atomically, a broken one refused while the previous
 //! version keeps serving, and a transform in flight finishes on its version.
 
-use hookgate::plugin::{InstanceMode, Outcome, PluginEvent, Registry, Runtime, RuntimeConfig};
+use hookgate::plugin::{
+    InstanceMode, Outcome, PluginEvent, PluginSettings, Registry, Runtime, RuntimeConfig,
+};
 use hookgate_tests::plugin_bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -111,14 +113,74 @@ fn the_plugin_folder_is_hot_loaded() {
 #[test]
 fn reuse_mode_is_chosen_per_plugin() {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).expect("runtime"));
-    let modes = HashMap::from([("fast".to_string(), InstanceMode::Reuse { max_events: 10 })]);
-    let registry = Registry::new(runtime, modes);
+    let defaults = HashMap::from([("fast".to_string(), PluginSettings::reuse(10))]);
+    let registry = Registry::new(runtime, defaults);
+    let bytes = plugin_bytes("misbehave");
     let fast = registry
-        .install("fast", &plugin_bytes("misbehave"), true)
+        .install("fast", &bytes, PluginSettings::default(), true)
         .expect("install");
     let safe = registry
-        .install("safe", &plugin_bytes("misbehave"), true)
+        .install("safe", &bytes, PluginSettings::default(), true)
         .expect("install");
     assert_eq!(fast.mode(), InstanceMode::Reuse { max_events: 10 });
     assert_eq!(safe.mode(), InstanceMode::Fresh);
+    // A version's own setting wins over the operator's default; giving the
+    // same version other settings recompiles nothing and keeps it active.
+    let own = registry
+        .install("fast", &bytes, PluginSettings::reuse(3), false)
+        .expect("reconfigure");
+    assert_eq!(own.mode(), InstanceMode::Reuse { max_events: 3 });
+    assert_eq!(own.version(), fast.version());
+    assert!(Arc::ptr_eq(&registry.get("fast").expect("active"), &own));
+}
+
+/// `NAME.toml` beside `NAME.wasm` gives the plugin its settings; editing
+/// it alone re-applies them; a broken one is refused and the version in
+/// place keeps its settings.
+#[test]
+fn the_plugin_folder_gives_each_plugin_its_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    install_file(dir.path(), "hook.toml", b"deadlineMs = 250\nreuse = 20\n");
+    install_file(dir.path(), "hook.wasm", &plugin_bytes("misbehave"));
+    let registry = registry();
+    assert_eq!(registry.load_dir(dir.path()).expect("scan"), 1);
+    let loaded = registry.get("hook").expect("loaded");
+    assert_eq!(loaded.limits().deadline, Duration::from_millis(250));
+    assert_eq!(loaded.mode(), InstanceMode::Reuse { max_events: 20 });
+    let listed = registry.list();
+    assert_eq!(listed[0].limits.deadline_ms, Some(250));
+    assert_eq!(
+        listed[0].limits.memory_mib,
+        Some(32),
+        "the default fills in"
+    );
+
+    let cancel = CancellationToken::new();
+    registry
+        .watch(dir.path().to_path_buf(), cancel.clone())
+        .expect("watch");
+    install_file(dir.path(), "hook.toml", b"memoryMiB = 8\n");
+    wait_for("the new settings", || {
+        registry
+            .get("hook")
+            .is_some_and(|p| p.limits().memory_bytes == 8 << 20)
+    });
+    let now = registry.get("hook").expect("active");
+    assert_eq!(now.version(), loaded.version(), "same component");
+    assert_eq!(now.mode(), InstanceMode::Fresh, "reuse was taken out");
+
+    install_file(dir.path(), "hook.toml", b"memoryMiB = 100000\n");
+    install_file(dir.path(), "other.toml", b"memory = [\n");
+    install_file(dir.path(), "other.wasm", &plugin_bytes("standard"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        registry.get("hook").expect("active").limits().memory_bytes,
+        8 << 20,
+        "settings past the maximum are refused"
+    );
+    assert!(
+        registry.get("other").is_none(),
+        "a plugin whose settings file does not parse is not loaded"
+    );
+    cancel.cancel();
 }

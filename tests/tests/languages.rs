@@ -6,7 +6,9 @@
 //! scaffolded by `hookgate plugin new --lang python|js` passes its own
 //! native test, builds and runs as generated.
 
-use hookgate::plugin::{InstanceMode, Outcome, PluginConfig, PluginEvent, Runtime, RuntimeConfig};
+use hookgate::plugin::{
+    Outcome, PluginConfig, PluginEvent, PluginSettings, Runtime, RuntimeConfig,
+};
 use hookgate_tests::{
     build_with_hookgate, hookgate_bin, js_plugin, plugin_bytes, python_plugin, tool_ready,
 };
@@ -62,7 +64,7 @@ fn partner_in_rust_python_and_javascript_sends_the_same_bytes() {
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
     let load = |name: &str, bytes: &[u8]| {
         runtime
-            .load(name, bytes, InstanceMode::Fresh)
+            .load(name, bytes, PluginSettings::default())
             .unwrap_or_else(|e| panic!("load {name}: {e}"))
     };
     let rust = load("partner", &plugin_bytes("partner"));

@@ -581,6 +581,82 @@ async fn a_trapping_plugin_fails_its_delivery_and_nothing_else() {
     assert_eq!(receiver.received()[0].json(), json!({"fine": true}));
 }
 
+/// Limits set at upload apply to that plugin's deliveries; settings past
+/// the operator's maxima, or unknown, are refused and store nothing.
+#[tokio::test]
+async fn a_plugin_runs_under_the_limits_it_was_uploaded_with() {
+    let gw = gateway(&[]).await;
+    let (_, key) = gw.organization("p").await;
+    let receiver = Receiver::ok().await;
+    let put = |query: &'static str| {
+        gw.request(
+            Method::PUT,
+            &format!("/v1/plugins/misbehave{query}"),
+            ADMIN_KEY,
+        )
+        .body(plugin_bytes("misbehave"))
+        .send()
+    };
+    for (query, field) in [
+        ("?deadlineMs=99999", "deadlineMs"),
+        ("?memoryMiB=0", "memoryMiB"),
+        ("?reuse=1000000", "reuse"),
+    ] {
+        let refused = put(query).await.expect("upload");
+        assert_eq!(refused.status(), 400, "{query}");
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["data"]["errors"][0]["field"], field, "{body}");
+        assert!(
+            body["data"]["errors"][0]["problem"]
+                .as_str()
+                .is_some_and(|m| m.contains("operator's maximum")),
+            "{body}"
+        );
+    }
+    for query in ["?deadlineMs=soon", "?deadline=200"] {
+        assert_eq!(put(query).await.expect("upload").status(), 400, "{query}");
+    }
+    let (status, _) = gw
+        .call(Method::GET, "/v1/plugins/misbehave", ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 404, "a refused upload stores nothing");
+
+    let stored = put("?deadlineMs=2000").await.expect("upload");
+    assert_eq!(stored.status(), 201);
+    let stored: Value = stored.json().await.expect("json");
+    assert_eq!(
+        stored["data"]["limits"],
+        json!({"memoryMiB": 32, "deadlineMs": 2000, "reuse": 1})
+    );
+    gw.call(Method::POST, "/v1/webhooks", &key, Some(json!({"topic": "t.slow", "url": receiver.url, "plugin": {"name": "misbehave"}, "config": {"mode": "sleep", "ms": "300"}}))).await;
+    let slow = post_event(&gw, &key, json!({"type": "t.slow", "payload": {"n": 1}})).await;
+    wait_status(
+        &gw,
+        &key,
+        slow["deliveries"][0].as_str().expect("id"),
+        "delivered",
+    )
+    .await;
+
+    // The same component uploaded again without settings: the defaults.
+    let again: Value = put("").await.expect("upload").json().await.expect("json");
+    assert_eq!(again["data"]["limits"]["deadlineMs"], 100);
+    let cut = post_event(&gw, &key, json!({"type": "t.slow", "payload": {"n": 2}})).await;
+    let d = wait_status(
+        &gw,
+        &key,
+        cut["deliveries"][0].as_str().expect("id"),
+        "failed",
+    )
+    .await;
+    assert!(
+        d["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("deadline of 100 ms")),
+        "{d}"
+    );
+}
+
 #[tokio::test]
 async fn private_destinations_are_refused_unless_allowed() {
     let strict = hookgate_tests::TestGateway::start_strict().await;

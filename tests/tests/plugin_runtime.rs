@@ -2,7 +2,7 @@
 //! outputs, sandbox limits, validation, instance modes and the compile cache.
 
 use hookgate::plugin::{
-    InstanceMode, LoadError, Outcome, PluginConfig, PluginErrorKind, PluginEvent, Runtime,
+    LoadError, Outcome, PluginConfig, PluginErrorKind, PluginEvent, PluginSettings, Runtime,
     RuntimeConfig,
 };
 use hookgate_tests::{plugin_bytes, sample_order};
@@ -50,7 +50,11 @@ fn example_plugins_transform_a_real_event() {
     let order = sample_order();
 
     let standard = rt
-        .load("standard", &plugin_bytes("standard"), InstanceMode::Fresh)
+        .load(
+            "standard",
+            &plugin_bytes("standard"),
+            PluginSettings::default(),
+        )
         .expect("load");
     let out = rt
         .transform(&standard, &event("order_created", &order), &config(&[]))
@@ -63,7 +67,11 @@ fn example_plugins_transform_a_real_event() {
     );
 
     let partner = rt
-        .load("partner", &plugin_bytes("partner"), InstanceMode::Fresh)
+        .load(
+            "partner",
+            &plugin_bytes("partner"),
+            PluginSettings::default(),
+        )
         .expect("load");
     let out = rt
         .transform(
@@ -96,7 +104,7 @@ fn example_plugins_transform_a_real_event() {
     );
 
     let slack = rt
-        .load("slack", &plugin_bytes("slack"), InstanceMode::Fresh)
+        .load("slack", &plugin_bytes("slack"), PluginSettings::default())
         .expect("load");
     let out = rt
         .transform(
@@ -111,7 +119,7 @@ fn example_plugins_transform_a_real_event() {
     assert_eq!(bodies(&out)[0]["text"], "Ada paid 129.9 EUR");
 
     let fanout = rt
-        .load("fanout", &plugin_bytes("fanout"), InstanceMode::Fresh)
+        .load("fanout", &plugin_bytes("fanout"), PluginSettings::default())
         .expect("load");
     let out = rt
         .transform(
@@ -173,7 +181,11 @@ fn misbehaving_plugins_fail_one_transform_and_nothing_else() {
     })
     .expect("runtime");
     let plugin = rt
-        .load("misbehave", &plugin_bytes("misbehave"), InstanceMode::Fresh)
+        .load(
+            "misbehave",
+            &plugin_bytes("misbehave"),
+            PluginSettings::default(),
+        )
         .expect("load");
     let version12 = &plugin.version()[..12];
     let ev = event("order_created", &json!({"n": 1}));
@@ -285,7 +297,7 @@ fn files_that_are_not_integration_components_are_refused() {
     let rt = runtime();
     let check = |bytes: &[u8], expect: &dyn Fn(&LoadError) -> bool, words: &str| {
         let error = rt
-            .load("bad", bytes, InstanceMode::Fresh)
+            .load("bad", bytes, PluginSettings::default())
             .expect_err("refused");
         assert!(expect(&error), "unexpected {error}");
         assert!(
@@ -316,7 +328,11 @@ fn files_that_are_not_integration_components_are_refused() {
         "transform",
     );
     let error = rt
-        .load("Bad Name", &plugin_bytes("standard"), InstanceMode::Fresh)
+        .load(
+            "Bad Name",
+            &plugin_bytes("standard"),
+            PluginSettings::default(),
+        )
         .expect_err("name");
     assert!(matches!(error, LoadError::InvalidName(_)), "{error}");
 }
@@ -340,7 +356,11 @@ fn counter(rt: &Runtime, plugin: &hookgate::plugin::Plugin, integration: &str) -
 fn fresh_instances_share_nothing_between_events() {
     let rt = runtime();
     let plugin = rt
-        .load("misbehave", &plugin_bytes("misbehave"), InstanceMode::Fresh)
+        .load(
+            "misbehave",
+            &plugin_bytes("misbehave"),
+            PluginSettings::default(),
+        )
         .expect("load");
     let seen: Vec<u64> = (0..5).map(|_| counter(&rt, &plugin, "int_a")).collect();
     assert_eq!(seen, [1, 1, 1, 1, 1]);
@@ -353,7 +373,7 @@ fn reused_instances_stay_within_one_integration_and_are_recycled() {
         .load(
             "misbehave",
             &plugin_bytes("misbehave"),
-            InstanceMode::Reuse { max_events: 3 },
+            PluginSettings::reuse(3),
         )
         .expect("load");
     let a: Vec<u64> = (0..4).map(|_| counter(&rt, &plugin, "int_a")).collect();
@@ -392,7 +412,7 @@ fn compiled_components_are_cached_on_disk() {
         .expect("runtime")
     };
     let first = make()
-        .load("standard", &bytes, InstanceMode::Fresh)
+        .load("standard", &bytes, PluginSettings::default())
         .expect("compile");
     let cached: Vec<_> = walk(dir.path())
         .into_iter()
@@ -409,7 +429,7 @@ fn compiled_components_are_cached_on_disk() {
     // A second runtime loads from the cache and runs.
     let rt = make();
     let again = rt
-        .load("standard", &bytes, InstanceMode::Fresh)
+        .load("standard", &bytes, PluginSettings::default())
         .expect("from cache");
     assert_eq!(again.version(), first.version());
     rt.transform(&again, &event("order_created", &json!({})), &config(&[]))
@@ -419,7 +439,7 @@ fn compiled_components_are_cached_on_disk() {
     std::fs::write(&cached[0], b"garbage").expect("corrupt");
     let rt = make();
     let recompiled = rt
-        .load("standard", &bytes, InstanceMode::Fresh)
+        .load("standard", &bytes, PluginSettings::default())
         .expect("recompiles");
     rt.transform(
         &recompiled,
@@ -449,7 +469,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn deeply_nested_payloads_fit_the_plugin_stack() {
     let rt = runtime();
     let partner = rt
-        .load("partner", &plugin_bytes("partner"), InstanceMode::Fresh)
+        .load(
+            "partner",
+            &plugin_bytes("partner"),
+            PluginSettings::default(),
+        )
         .expect("load");
     let mut nested = json!({"leaf_value": 1});
     for _ in 0..120 {
@@ -483,7 +507,7 @@ fn idle_reused_instances_never_fill_the_pool() {
         .load(
             "misbehave",
             &plugin_bytes("misbehave"),
-            InstanceMode::Reuse { max_events: 1_000 },
+            PluginSettings::reuse(1_000),
         )
         .expect("load");
     for n in 0..32 {
@@ -493,7 +517,11 @@ fn idle_reused_instances_never_fill_the_pool() {
     assert_eq!(counter(&rt, &reused, "int_0"), 2);
     // ... and a fresh-instance plugin still finds slots.
     let fresh = rt
-        .load("partner", &plugin_bytes("partner"), InstanceMode::Fresh)
+        .load(
+            "partner",
+            &plugin_bytes("partner"),
+            PluginSettings::default(),
+        )
         .expect("load");
     for _ in 0..8 {
         rt.transform(
@@ -502,5 +530,102 @@ fn idle_reused_instances_never_fill_the_pool() {
             &config(&[("companyId", "c")]),
         )
         .expect("a slot is free");
+    }
+}
+
+/// A plugin's own settings replace the runtime's defaults for that plugin
+/// only: a longer deadline lets a slow transform finish, a smaller memory
+/// cap stops a hog sooner; settings past the operator's maxima are refused
+/// with the setting named.
+#[test]
+fn each_plugin_runs_under_its_own_limits_within_the_maxima() {
+    let rt = Runtime::new(RuntimeConfig {
+        limits: hookgate::plugin::Limits {
+            deadline: std::time::Duration::from_millis(50),
+            memory_bytes: 16 << 20,
+            ..hookgate::plugin::Limits::default()
+        },
+        maxima: hookgate::plugin::Maxima {
+            memory_bytes: 64 << 20,
+            deadline: std::time::Duration::from_millis(400),
+            reuse: 10,
+        },
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let bytes = plugin_bytes("misbehave");
+    let ev = event("order_created", &json!({"n": 1}));
+    let default = rt
+        .load("misbehave", &bytes, PluginSettings::default())
+        .expect("load");
+    let own = rt
+        .load(
+            "misbehave",
+            &bytes,
+            PluginSettings {
+                memory_mib: Some(4),
+                deadline_ms: Some(300),
+                reuse: Some(5),
+            },
+        )
+        .expect("load with settings");
+    assert_eq!(
+        own.mode(),
+        hookgate::plugin::InstanceMode::Reuse { max_events: 5 }
+    );
+
+    // 120 ms of work: past the default deadline, within the plugin's own.
+    let slow = config(&[("mode", "sleep"), ("ms", "120")]);
+    let error = rt
+        .transform(&default, &ev, &slow)
+        .expect_err("default deadline");
+    assert!(error.to_string().contains("deadline of 50 ms"), "{error}");
+    rt.transform(&own, &ev, &slow)
+        .expect("its own deadline is longer");
+    let error = rt
+        .transform(&own, &ev, &config(&[("mode", "loop")]))
+        .expect_err("still cut");
+    assert!(error.to_string().contains("deadline of 300 ms"), "{error}");
+
+    let error = rt
+        .transform(&own, &ev, &config(&[("mode", "hog")]))
+        .expect_err("hog");
+    assert!(
+        error.to_string().contains("memory cap of 4194304 bytes"),
+        "{error}"
+    );
+    let error = rt
+        .transform(&default, &ev, &config(&[("mode", "hog")]))
+        .expect_err("hog");
+    assert!(
+        error.to_string().contains("memory cap of 16777216 bytes"),
+        "{error}"
+    );
+
+    for (settings, field) in [
+        (
+            PluginSettings {
+                memory_mib: Some(65),
+                ..PluginSettings::default()
+            },
+            "memoryMiB",
+        ),
+        (
+            PluginSettings {
+                deadline_ms: Some(401),
+                ..PluginSettings::default()
+            },
+            "deadlineMs",
+        ),
+        (PluginSettings::reuse(11), "reuse"),
+    ] {
+        let error = rt
+            .load("misbehave", &bytes, settings)
+            .expect_err("past the maxima");
+        assert!(
+            matches!(&error, LoadError::Settings(s) if s.field() == Some(field)),
+            "{error}"
+        );
+        assert!(error.to_string().contains(field), "{error}");
     }
 }

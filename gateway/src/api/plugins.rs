@@ -6,7 +6,7 @@ use super::extract::{Admin, JsonBody, Path, Query};
 use super::{AppState, Envelope, created, ok};
 use crate::model::OrgId;
 use crate::pipeline::dry_run::{self, Compared};
-use crate::plugin::{LoadError, Plugin, PluginVersionInfo};
+use crate::plugin::{LoadError, Plugin, PluginSettings, PluginVersionInfo};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
@@ -27,6 +27,31 @@ pub struct PluginOut {
     pub size: usize,
     /// Whether new deliveries use this version.
     pub active: bool,
+    /// The sandbox settings it runs under (its own, else the defaults).
+    pub limits: LimitsOut,
+}
+
+/// A plugin version's sandbox settings.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsOut {
+    /// Linear memory cap of one instance, MiB.
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: u32,
+    /// Deadline of one transform, milliseconds.
+    pub deadline_ms: u32,
+    /// Events one instance serves (1: a fresh instance per event).
+    pub reuse: u32,
+}
+
+impl From<PluginSettings> for LimitsOut {
+    fn from(s: PluginSettings) -> Self {
+        Self {
+            memory_mib: s.memory_mib.unwrap_or_default(),
+            deadline_ms: s.deadline_ms.unwrap_or_default(),
+            reuse: s.reuse.unwrap_or(1),
+        }
+    }
 }
 
 impl From<PluginVersionInfo> for PluginOut {
@@ -37,6 +62,7 @@ impl From<PluginVersionInfo> for PluginOut {
             version: v.version,
             size: v.size,
             active: v.active,
+            limits: v.limits.into(),
         }
     }
 }
@@ -54,6 +80,10 @@ fn load_error(e: LoadError) -> ApiError {
         LoadError::InvalidName(_) => ApiError::field("name", e.to_string()),
         LoadError::Unknown(_) => ApiError::NotFound("plugin version"),
         LoadError::Io(io) => ApiError::Internal(io.into()),
+        LoadError::Settings(ref settings) => match settings.field() {
+            Some(field) => ApiError::field(field, e.to_string()),
+            None => ApiError::field("settings", e.to_string()),
+        },
         other => ApiError::field("body", other.to_string()),
     }
 }
@@ -61,14 +91,39 @@ fn load_error(e: LoadError) -> ApiError {
 /// Options of an upload.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UploadQuery {
     /// Make it the active version (default `true`); `false` stores it
     /// beside the active one, e.g. to dry-run it first.
     pub activate: Option<bool>,
+    /// Linear memory cap of one instance, MiB (default: the gateway's;
+    /// at most the operator's `--plugin-max-memory-mib`).
+    #[serde(rename = "memoryMiB")]
+    #[param(rename = "memoryMiB")]
+    pub memory_mib: Option<u32>,
+    /// Deadline of one transform, milliseconds (at most the operator's
+    /// `--plugin-max-deadline-ms`).
+    pub deadline_ms: Option<u32>,
+    /// Events one instance serves before it is replaced (default 1, a
+    /// fresh instance per event). Globals persist between the events of
+    /// one integration an instance serves: for plugins that keep no state
+    /// of their own, e.g. interpreters whose instances are costly to make.
+    pub reuse: Option<u32>,
+}
+
+impl UploadQuery {
+    fn settings(&self) -> PluginSettings {
+        PluginSettings {
+            memory_mib: self.memory_mib,
+            deadline_ms: self.deadline_ms,
+            reuse: self.reuse,
+        }
+    }
 }
 
 /// Upload a component (`application/wasm`); it is validated against the
 /// WIT world and becomes the active version (unless `activate=false`).
+/// Uploading a stored version again replaces its settings.
 #[utoipa::path(put, path = "/v1/plugins/{name}", tag = "plugins", params(("name" = String, Path), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = Envelope<PluginOut>), (status = 400, body = super::error::ErrorEnvelope), (status = 401, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope)),
@@ -81,6 +136,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let activate = query.activate.unwrap_or(true);
+    let settings = query.settings();
     // Components may be larger than JSON bodies: their own limit.
     let bytes = axum::body::to_bytes(body, state.max_plugin_bytes)
         .await
@@ -88,16 +144,18 @@ pub async fn upload(
     let registry = state.registry.clone();
     let installed_name = name.clone();
     let bytes_for_store = bytes.to_vec();
-    let plugin =
-        tokio::task::spawn_blocking(move || registry.install(&installed_name, &bytes, activate))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
-            .map_err(load_error)?;
+    let plugin = tokio::task::spawn_blocking(move || {
+        registry.install(&installed_name, &bytes, settings, activate)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(load_error)?;
     // Stored (and made active) in the database, so every replica follows.
     let file = crate::plugin::LoadedFile {
         name: name.clone(),
         version: plugin.version().to_owned(),
         bytes: bytes_for_store,
+        settings,
     };
     if activate {
         crate::plugin_sync::publish(&state.store, &file).await?;
@@ -194,10 +252,10 @@ async fn loaded(state: &AppState, name: &str, wanted: &str) -> Result<Arc<Plugin
     if let Some(plugin) = state.registry.get_version(name, &version) {
         return Ok(plugin);
     }
-    let bytes = state.store.plugin_component(name, &version).await?;
+    let (bytes, settings) = state.store.plugin_component(name, &version).await?;
     let registry = state.registry.clone();
     let install_name = name.to_owned();
-    tokio::task::spawn_blocking(move || registry.install(&install_name, &bytes, false))
+    tokio::task::spawn_blocking(move || registry.install(&install_name, &bytes, settings, false))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(load_error)

@@ -90,6 +90,16 @@ pub struct LimitArgs {
     /// Cap on the requests one transform may return (each is a delivery).
     #[arg(long, env = "HOOKGATE_PLUGIN_MAX_REQUESTS", default_value_t = 64)]
     pub plugin_max_requests: usize,
+    /// The largest memory cap a plugin's own settings may ask for, in MiB.
+    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_MEMORY_MIB", default_value_t = 256)]
+    pub plugin_max_memory_mib: usize,
+    /// The longest deadline a plugin's own settings may ask for, in milliseconds.
+    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_DEADLINE_MS", default_value_t = 5000)]
+    pub plugin_max_deadline_ms: u64,
+    /// The most events per instance a plugin's own settings may ask for
+    /// (1: no plugin reuses instances).
+    #[arg(long, env = "HOOKGATE_PLUGIN_MAX_REUSE", default_value_t = 100_000)]
+    pub plugin_max_reuse: u32,
 }
 
 impl LimitArgs {
@@ -101,6 +111,25 @@ impl LimitArgs {
             output_bytes: self.plugin_output_kib.max(1) << 10,
             output_requests: self.plugin_max_requests.max(1),
         }
+    }
+
+    /// The most a plugin's own settings may ask for.
+    pub fn maxima(&self) -> crate::plugin::Maxima {
+        crate::plugin::Maxima {
+            memory_bytes: self.plugin_max_memory_mib.max(1) << 20,
+            deadline: std::time::Duration::from_millis(self.plugin_max_deadline_ms.max(1)),
+            reuse: self.plugin_max_reuse.max(1),
+        }
+    }
+
+    /// A runtime for a command that runs a plugin or two on this machine.
+    pub fn local_runtime(&self) -> anyhow::Result<crate::plugin::Runtime> {
+        crate::plugin::Runtime::new(crate::plugin::RuntimeConfig {
+            limits: self.limits(),
+            maxima: self.maxima(),
+            cache_dir: None,
+            max_instances: 2,
+        })
     }
 }
 

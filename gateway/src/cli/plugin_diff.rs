@@ -5,7 +5,7 @@
 
 use super::PluginDiffArgs;
 use super::plugin_run::{EventFile, outcome_json, plugin_name};
-use crate::plugin::{InstanceMode, Outcome, PluginConfig, PluginError, Runtime, RuntimeConfig};
+use crate::plugin::{Outcome, PluginConfig, PluginError, PluginSettings};
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -22,16 +22,12 @@ pub struct DiffReport {
 
 /// Runs both components on every event of the file.
 pub fn diff_plugins(args: &PluginDiffArgs) -> anyhow::Result<DiffReport> {
-    let runtime = Runtime::new(RuntimeConfig {
-        limits: args.limits.limits(),
-        cache_dir: None,
-        max_instances: 2,
-    })?;
+    let runtime = args.limits.local_runtime()?;
     let load = |path: &std::path::Path| -> anyhow::Result<_> {
         let bytes =
             std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
         runtime
-            .load(&plugin_name(path), &bytes, InstanceMode::Fresh)
+            .load(&plugin_name(path), &bytes, PluginSettings::beside(path)?)
             .with_context(|| format!("{} was refused", path.display()))
     };
     let (old, new) = (load(&args.old)?, load(&args.new)?);

@@ -1,7 +1,7 @@
 //! `hookgate plugin run`: one plugin, one sample event, the outcome as JSON.
 
 use super::PluginRunArgs;
-use crate::plugin::{InstanceMode, Outcome, PluginConfig, PluginEvent, Runtime, RuntimeConfig};
+use crate::plugin::{Outcome, PluginConfig, PluginEvent, PluginSettings};
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -46,14 +46,10 @@ pub fn run_plugin(args: &PluginRunArgs) -> anyhow::Result<Result<Value, String>>
         .with_context(|| format!("could not read {}", args.event.display()))?;
     let event: EventFile = serde_json::from_str(&event_text)
         .with_context(|| format!("{} is not a valid event file", args.event.display()))?;
-    let runtime = Runtime::new(RuntimeConfig {
-        limits: args.limits.limits(),
-        cache_dir: None,
-        max_instances: 2,
-    })?;
+    let runtime = args.limits.local_runtime()?;
     let name = plugin_name(&args.file);
     let plugin = runtime
-        .load(&name, &bytes, InstanceMode::Fresh)
+        .load(&name, &bytes, PluginSettings::beside(&args.file)?)
         .with_context(|| format!("{} was refused", args.file.display()))?;
     let input = event.into_plugin_event()?;
     let config: PluginConfig = Arc::new(args.config.iter().cloned().collect());

@@ -105,4 +105,8 @@ pub enum LoadError {
     /// No such plugin or version is loaded.
     #[error("no plugin `{0}` is loaded")]
     Unknown(String),
+    /// The plugin's settings ask for more than the operator allows, or its
+    /// settings file is broken.
+    #[error("{0}")]
+    Settings(#[from] super::settings::SettingsError),
 }

@@ -7,9 +7,11 @@ mod cache;
 mod error;
 mod registry;
 mod runtime;
+mod settings;
 mod types;
 
 pub use error::{LoadError, PluginError, PluginErrorKind};
 pub use registry::{LoadedFile, OnLoaded, PluginVersionInfo, Registry};
 pub use runtime::{InstanceMode, Limits, Plugin, Runtime, RuntimeConfig};
+pub use settings::{Maxima, PluginSettings, SettingsError};
 pub use types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};

@@ -1,11 +1,13 @@
 //! Loaded plugins by name, with every version seen and the active one, and
-//! the plugin folder watcher that hot-loads `NAME.wasm` files.
+//! the plugin folder watcher that hot-loads `NAME.wasm` files (with their
+//! settings, `NAME.toml`).
 //!
 //! Swapping is atomic: callers take an `Arc<Plugin>` for the active version
 //! and finish their transform on it, whatever is activated meanwhile.
 
 use super::error::LoadError;
-use super::runtime::{InstanceMode, Plugin, Runtime};
+use super::runtime::{Plugin, Runtime};
+use super::settings::PluginSettings;
 use notify::{RecursiveMode, Watcher};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ pub struct LoadedFile {
     pub version: String,
     /// The component.
     pub bytes: Vec<u8>,
+    /// Its settings (`NAME.toml`).
+    pub settings: PluginSettings,
 }
 
 /// Called with the files a folder rescan loaded.
@@ -42,6 +46,8 @@ pub struct PluginVersionInfo {
     pub size: usize,
     /// Whether this version serves new transforms.
     pub active: bool,
+    /// The settings it runs under, every one filled in.
+    pub limits: PluginSettings,
 }
 
 #[derive(Debug, Default)]
@@ -55,17 +61,18 @@ struct Slot {
 pub struct Registry {
     runtime: Arc<Runtime>,
     slots: RwLock<BTreeMap<String, Slot>>,
-    modes: HashMap<String, InstanceMode>,
+    defaults: HashMap<String, PluginSettings>,
 }
 
 impl Registry {
-    /// An empty registry on `runtime`. `modes` turns instance reuse on for
-    /// the plugins it names.
-    pub fn new(runtime: Arc<Runtime>, modes: HashMap<String, InstanceMode>) -> Self {
+    /// An empty registry on `runtime`. `defaults` gives the plugins it
+    /// names settings of the operator's (e.g. `--plugin-reuse`), for what
+    /// a version's own settings leave out.
+    pub fn new(runtime: Arc<Runtime>, defaults: HashMap<String, PluginSettings>) -> Self {
         Self {
             runtime,
             slots: RwLock::default(),
-            modes,
+            defaults,
         }
     }
 
@@ -97,23 +104,21 @@ impl Registry {
         }
     }
 
-    /// Compiles and validates `bytes` as a version of `name` and, when
-    /// `activate`, makes it the active one. A refused component changes
-    /// nothing.
+    /// Compiles and validates `bytes` as a version of `name`, to run with
+    /// `settings`, and, when `activate`, makes it the active one. A refused
+    /// component or settings change nothing.
     pub fn install(
         &self,
         name: &str,
         bytes: &[u8],
+        settings: PluginSettings,
         activate: bool,
     ) -> Result<Arc<Plugin>, LoadError> {
-        let mode = self.modes.get(name).copied().unwrap_or_default();
-        if let Some(existing) = self.existing(name, bytes) {
-            if activate {
-                self.activate(name, existing.version())?;
-            }
-            return Ok(existing);
+        if let Some(configured) = self.configure(name, &version_of(bytes), settings, activate) {
+            return configured;
         }
-        let plugin = Arc::new(self.runtime.load(name, bytes, mode)?);
+        let resolved = self.with_defaults(name, settings);
+        let plugin = Arc::new(self.runtime.load(name, bytes, resolved)?);
         let mut slots = self.write();
         let slot = slots.entry(name.to_owned()).or_default();
         slot.versions
@@ -124,10 +129,59 @@ impl Registry {
         Ok(plugin)
     }
 
-    fn existing(&self, name: &str, bytes: &[u8]) -> Option<Arc<Plugin>> {
-        use sha2::{Digest, Sha256};
-        let version = hex::encode(Sha256::digest(bytes));
-        self.read().get(name)?.versions.get(&version).cloned()
+    /// Gives a loaded version `settings` (nothing is recompiled) and, when
+    /// `activate`, makes it the active one. `None` when the version is not
+    /// loaded.
+    pub fn configure(
+        &self,
+        name: &str,
+        version: &str,
+        settings: PluginSettings,
+        activate: bool,
+    ) -> Option<Result<Arc<Plugin>, LoadError>> {
+        let existing = self.read().get(name)?.versions.get(version).cloned()?;
+        let resolved = self.with_defaults(name, settings);
+        let plugin = if existing.settings() == resolved {
+            existing
+        } else {
+            match self.runtime.reconfigure(&existing, resolved) {
+                Ok(plugin) => Arc::new(plugin),
+                Err(error) => return Some(Err(error)),
+            }
+        };
+        let mut slots = self.write();
+        let slot = slots.entry(name.to_owned()).or_default();
+        let was_active = slot.active.as_ref().is_some_and(|a| a.version() == version);
+        slot.versions.insert(version.to_owned(), plugin.clone());
+        if activate || was_active {
+            slot.active = Some(plugin.clone());
+        }
+        if activate {
+            tracing::info!(plugin = name, version, "plugin version activated");
+        }
+        Some(Ok(plugin))
+    }
+
+    fn with_defaults(&self, name: &str, settings: PluginSettings) -> PluginSettings {
+        match self.defaults.get(name) {
+            Some(defaults) => settings.or(*defaults),
+            None => settings,
+        }
+    }
+
+    /// Whether `version` of `name`, with `settings`, is the active one.
+    pub fn is_active(&self, name: &str, version: &str, settings: PluginSettings) -> bool {
+        let (Some(loaded), Some(active)) = (self.loaded(name, version, settings), self.get(name))
+        else {
+            return false;
+        };
+        Arc::ptr_eq(&loaded, &active)
+    }
+
+    /// The loaded plugin of `name` at `version` with `settings`, if any.
+    fn loaded(&self, name: &str, version: &str, settings: PluginSettings) -> Option<Arc<Plugin>> {
+        let plugin = self.read().get(name)?.versions.get(version).cloned()?;
+        (plugin.settings() == self.with_defaults(name, settings)).then_some(plugin)
     }
 
     /// Makes a loaded version the active one (roll back or forward).
@@ -160,6 +214,7 @@ impl Registry {
                 version: p.version().to_owned(),
                 size: p.size(),
                 active: Some(p.version()) == active,
+                limits: p.effective_settings(),
             }));
         }
         out
@@ -192,9 +247,16 @@ impl Registry {
                     continue;
                 }
             };
+            let settings = match PluginSettings::beside(&path) {
+                Ok(settings) => settings,
+                Err(error) => {
+                    tracing::warn!(plugin = name, %error, "plugin settings refused; the previous version keeps serving");
+                    continue;
+                }
+            };
             // Skip what is already in place: the active version when
-            // activating, any loaded version otherwise.
-            let known = self.existing(name, &bytes);
+            // activating, any loaded version otherwise; with these settings.
+            let known = self.loaded(name, &version_of(&bytes), settings);
             let in_place = match (&known, activate) {
                 (Some(k), true) => self.get(name).is_some_and(|active| Arc::ptr_eq(k, &active)),
                 (Some(_), false) => true,
@@ -203,12 +265,13 @@ impl Registry {
             if in_place {
                 continue;
             }
-            match self.install(name, &bytes, activate) {
+            match self.install(name, &bytes, settings, activate) {
                 Ok(plugin) => {
                     loaded.push(LoadedFile {
                         name: name.to_owned(),
                         version: plugin.version().to_owned(),
                         bytes,
+                        settings,
                     });
                     tracing::info!(plugin = name, version = plugin.version(), path = %path.display(), "plugin loaded");
                 }
@@ -275,4 +338,10 @@ impl Registry {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Slot>> {
         self.slots.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A component's version: its sha256, hex.
+fn version_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }

@@ -5,6 +5,7 @@
 use super::bindings::{self, Integration, IntegrationPre};
 use super::cache::CompileCache;
 use super::error::{LoadError, PluginError, PluginErrorKind};
+use super::settings::{Maxima, PluginSettings};
 use super::types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};
 use crate::model::{one_line, truncate};
 use crate::pipeline::request::plugin_may_set;
@@ -30,8 +31,9 @@ const MAX_LOG_LINE: usize = 4096;
 /// Longest error message or drop reason a plugin's text may fill.
 const MAX_MESSAGE: usize = 1024;
 
-/// Sandbox limits, the same for every plugin of a runtime.
-#[derive(Debug, Clone)]
+/// Sandbox limits: the runtime's defaults, and each plugin's own (see
+/// [`PluginSettings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock deadline of one transform (default 100 ms).
     pub deadline: Duration,
@@ -58,8 +60,10 @@ impl Default for Limits {
 /// How a runtime is built.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Sandbox limits.
+    /// Default sandbox limits.
     pub limits: Limits,
+    /// The most a plugin's own settings may ask for.
+    pub maxima: Maxima,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
     /// Instance slots in the pool: the most transforms (plus idle reused
@@ -71,6 +75,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            maxima: Maxima::default(),
             cache_dir: None,
             max_instances: 128,
         }
@@ -97,6 +102,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     limits: Limits,
+    maxima: Maxima,
     cache: Option<CompileCache>,
     stop_ticker: Arc<AtomicBool>,
     /// Idle reused instances kept, across plugins, and the most allowed: a
@@ -126,6 +132,8 @@ pub struct Plugin {
     version: String,
     size: usize,
     pre: IntegrationPre<HostState>,
+    settings: PluginSettings,
+    limits: Limits,
     mode: InstanceMode,
     /// Idle instances for reuse, by integration id.
     idle: Mutex<HashMap<String, Vec<Warm>>>,
@@ -136,6 +144,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("name", &self.name)
             .field("version", &self.version)
+            .field("limits", &self.limits)
             .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
@@ -187,6 +196,28 @@ impl Plugin {
     /// How instances are used.
     pub fn mode(&self) -> InstanceMode {
         self.mode
+    }
+
+    /// The settings it was loaded with, as given.
+    pub fn settings(&self) -> PluginSettings {
+        self.settings
+    }
+
+    /// The sandbox limits it runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The settings it runs under, defaults filled in.
+    pub fn effective_settings(&self) -> PluginSettings {
+        PluginSettings {
+            memory_mib: Some((self.limits.memory_bytes >> 20) as u32),
+            deadline_ms: Some(self.limits.deadline.as_millis() as u32),
+            reuse: Some(match self.mode {
+                InstanceMode::Fresh => 1,
+                InstanceMode::Reuse { max_events } => max_events,
+            }),
+        }
     }
 
     fn error(&self, kind: PluginErrorKind) -> PluginError {
@@ -276,26 +307,7 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
         let limits = config.limits.clone();
         let n = config.max_instances.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
-            .total_stacks(n)
-            .max_memory_size(limits.memory_bytes)
-            // Reset memory in batches: fewer TLB-flush IPIs per instance.
-            .decommit_batch_size(64)
-            // Zero the first 512 KiB of a slot in place instead of unmapping
-            // it: with plugins linked with a small stack (see .cargo/config.toml
-            // and the scaffold), that is all a typical transform touches, and
-            // a memset is cheaper than madvise plus page faults per event.
-            .linear_memory_keep_resident(512 << 10)
-            .table_keep_resident(64 << 10);
-        let mut wasm = wasmtime::Config::new();
-        wasm.epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .wasm_component_model(true);
-        let engine = Engine::new(&wasm)?;
+        let engine = engine(&config, true).or_else(|_| engine(&config, false))?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -321,20 +333,27 @@ impl Runtime {
             engine,
             linker,
             limits,
+            maxima: config.maxima,
             cache,
             stop_ticker,
         })
     }
 
-    /// The sandbox limits in force.
+    /// The default sandbox limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
     /// Compiles (or loads from the cache) and validates a component against
-    /// the `integration` world.
-    pub fn load(&self, name: &str, bytes: &[u8], mode: InstanceMode) -> Result<Plugin, LoadError> {
+    /// the `integration` world, to run with `settings`.
+    pub fn load(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        settings: PluginSettings,
+    ) -> Result<Plugin, LoadError> {
         validate_name(name)?;
+        let (limits, mode) = settings.resolve(&self.limits, &self.maxima)?;
         check_component_header(bytes)?;
         let version = hex::encode(Sha256::digest(bytes));
         let component = match &self.cache {
@@ -352,6 +371,28 @@ impl Runtime {
             version,
             size: bytes.len(),
             pre,
+            settings,
+            limits,
+            mode,
+            idle: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The same compiled version with other settings (nothing recompiled;
+    /// instances kept for reuse under the old settings are not carried over).
+    pub fn reconfigure(
+        &self,
+        plugin: &Plugin,
+        settings: PluginSettings,
+    ) -> Result<Plugin, LoadError> {
+        let (limits, mode) = settings.resolve(&self.limits, &self.maxima)?;
+        Ok(Plugin {
+            name: plugin.name.clone(),
+            version: plugin.version.clone(),
+            size: plugin.size,
+            pre: plugin.pre.clone(),
+            settings,
+            limits,
             mode,
             idle: Mutex::new(HashMap::new()),
         })
@@ -375,7 +416,7 @@ impl Runtime {
             state.config = config.clone();
         }
         warm.store
-            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+            .set_epoch_deadline(deadline_ticks(plugin.limits.deadline));
 
         let input = bindings::Event {
             id: event.id.clone(),
@@ -395,7 +436,7 @@ impl Runtime {
                 Err(plugin.error(PluginErrorKind::Failed(one_line(&m, MAX_MESSAGE))))
             }
             Err(trap) => {
-                let kind = self.classify_trap(&warm.store, &trap);
+                let kind = classify_trap(plugin, &warm.store, &trap);
                 // A trapped instance is never reused.
                 return Err(plugin.error(kind));
             }
@@ -421,7 +462,7 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
-                cap: self.limits.memory_bytes,
+                cap: plugin.limits.memory_bytes,
                 hit: false,
             },
             stderr,
@@ -434,7 +475,7 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         // A new store's deadline is 0: set it before instantiating, or the
         // start functions trap with "interrupt" once the ticker has run.
-        store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        store.set_epoch_deadline(deadline_ticks(plugin.limits.deadline));
         let bindings = plugin.pre.instantiate(&mut store).map_err(|e| {
             // Every slot of the pool in use: a typed error, retried later.
             if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
@@ -442,7 +483,7 @@ impl Runtime {
             {
                 plugin.error(PluginErrorKind::Busy(format!("{e:#}")))
             } else {
-                let kind = self.classify_trap(&store, &e);
+                let kind = classify_trap(plugin, &store, &e);
                 plugin.error(kind)
             }
         })?;
@@ -452,30 +493,6 @@ impl Runtime {
             served: 0,
             parked: None,
         })
-    }
-
-    fn classify_trap(&self, store: &Store<HostState>, error: &wasmtime::Error) -> PluginErrorKind {
-        if store.data().limiter.hit {
-            return PluginErrorKind::MemoryCap(self.limits.memory_bytes);
-        }
-        if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
-            return PluginErrorKind::Deadline(self.limits.deadline);
-        }
-        let stderr = store.data().stderr.contents();
-        let stderr = String::from_utf8_lossy(&stderr);
-        let stderr = stderr.trim();
-        let root = error
-            .downcast_ref::<wasmtime::Trap>()
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| format!("{error:#}"));
-        if stderr.is_empty() {
-            PluginErrorKind::Trap(root)
-        } else {
-            PluginErrorKind::Trap(format!(
-                "{root}; plugin stderr: {}",
-                one_line(stderr, MAX_MESSAGE)
-            ))
-        }
     }
 
     fn check_outcome(
@@ -489,10 +506,10 @@ impl Runtime {
             }
             bindings::Outcome::Deliver(requests) => requests,
         };
-        if requests.len() > self.limits.output_requests {
+        if requests.len() > plugin.limits.output_requests {
             return Err(plugin.error(PluginErrorKind::TooManyRequests {
                 count: requests.len(),
-                cap: self.limits.output_requests,
+                cap: plugin.limits.output_requests,
             }));
         }
         let size: usize = requests
@@ -506,10 +523,10 @@ impl Runtime {
                         .sum::<usize>()
             })
             .sum();
-        if size > self.limits.output_bytes {
+        if size > plugin.limits.output_bytes {
             return Err(plugin.error(PluginErrorKind::OutputTooLarge {
                 size,
-                cap: self.limits.output_bytes,
+                cap: plugin.limits.output_bytes,
             }));
         }
         requests
@@ -578,9 +595,76 @@ impl Runtime {
     }
 }
 
+/// What a trap was: the memory cap, the deadline, or the plugin's own
+/// fault (with its stderr, where it wrote a panic message).
+fn classify_trap(
+    plugin: &Plugin,
+    store: &Store<HostState>,
+    error: &wasmtime::Error,
+) -> PluginErrorKind {
+    if store.data().limiter.hit {
+        return PluginErrorKind::MemoryCap(plugin.limits.memory_bytes);
+    }
+    if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
+        return PluginErrorKind::Deadline(plugin.limits.deadline);
+    }
+    let stderr = store.data().stderr.contents();
+    let stderr = String::from_utf8_lossy(&stderr);
+    let stderr = stderr.trim();
+    let root = error
+        .downcast_ref::<wasmtime::Trap>()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| format!("{error:#}"));
+    if stderr.is_empty() {
+        PluginErrorKind::Trap(root)
+    } else {
+        PluginErrorKind::Trap(format!(
+            "{root}; plugin stderr: {}",
+            one_line(stderr, MAX_MESSAGE)
+        ))
+    }
+}
+
 fn deadline_ticks(deadline: Duration) -> u64 {
     // +1: the current tick may be about to end.
     (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+}
+
+/// The engine: a pooling allocator sized for `config`, epochs for
+/// deadlines.
+///
+/// With `pagemap` (Linux 6.7's `PAGEMAP_SCAN`; building fails where the
+/// kernel lacks it) a slot's memory is reset by copying back only the pages
+/// the last instance wrote, so the whole memory stays resident: an
+/// interpreter with a big pre-initialized heap then takes no page faults on
+/// the pages it wrote last time. Without it every kept byte is reset with a
+/// memset, so only the first 512 KiB (a small plugin's stack and heap, see
+/// .cargo/config.toml and the scaffold) are kept, the rest decommitted.
+fn engine(config: &RuntimeConfig, pagemap: bool) -> wasmtime::Result<Engine> {
+    let n = config.max_instances.max(1);
+    let max_memory = config.maxima.memory_bytes.max(config.limits.memory_bytes);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        // Each slot can hold the largest memory a plugin may ask for.
+        .max_memory_size(max_memory)
+        // Reset memory in batches: fewer TLB-flush IPIs per instance.
+        .decommit_batch_size(64)
+        .table_keep_resident(64 << 10);
+    if pagemap {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(max_memory);
+    } else {
+        pool.linear_memory_keep_resident(512 << 10);
+    }
+    let mut wasm = wasmtime::Config::new();
+    wasm.epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .wasm_component_model(true);
+    Engine::new(&wasm)
 }
 
 pub(super) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {

@@ -12,7 +12,7 @@ mod plugins;
 mod queue;
 mod rows;
 
-pub use plugins::TransformedEvent;
+pub use plugins::{ActivePlugin, TransformedEvent};
 pub use queue::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
 
 use crate::secrets::Cipher;

@@ -6,24 +6,41 @@ use super::queue::executor::{FromRow, Row};
 use super::rows::EventRow;
 use super::{Store, StoreError, with_pool};
 use crate::model::{EpochMs, Event, OrgId, TargetKind};
+use crate::plugin::PluginSettings;
+
+/// A plugin's active version, with the settings it runs under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivePlugin {
+    /// Plugin name.
+    pub name: String,
+    /// The active version (sha256).
+    pub version: String,
+    /// Its settings.
+    pub settings: PluginSettings,
+}
 
 impl Store {
-    /// Stores a component version (content-addressed: storing it twice is a no-op).
+    /// Stores a component version with its settings (content-addressed:
+    /// storing it again only replaces the settings).
     pub async fn put_plugin_version(
         &self,
         name: &str,
         version: &str,
         component: &[u8],
+        settings: &PluginSettings,
         now: EpochMs,
     ) -> Result<(), StoreError> {
+        let settings = settings_json(settings);
         with_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO plugin_versions (name, version, component, created) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+            "INSERT INTO plugin_versions (name, version, component, created, settings) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name, version) DO UPDATE SET settings = excluded.settings"
         )
         .bind(name)
         .bind(version)
         .bind(component)
         .bind(now)
+        .bind(&settings)
         .execute(p)
         .await?
         .rows_affected()
@@ -54,12 +71,24 @@ impl Store {
     }
 
     /// The active version of every plugin.
-    pub async fn active_plugins(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(with_pool!(self, |p| sqlx::query_as(
-            "SELECT name, version FROM plugin_active ORDER BY name"
+    pub async fn active_plugins(&self) -> Result<Vec<ActivePlugin>, StoreError> {
+        let rows: Vec<(String, String, Option<String>)> = with_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT a.name, a.version, v.settings FROM plugin_active a \
+             LEFT JOIN plugin_versions v ON v.name = a.name AND v.version = a.version ORDER BY a.name"
         )
         .fetch_all(p)
-        .await?))
+        .await?
+        });
+        rows.into_iter()
+            .map(|(name, version, settings)| {
+                Ok(ActivePlugin {
+                    settings: parse_settings(settings.as_deref())?,
+                    name,
+                    version,
+                })
+            })
+            .collect()
     }
 
     /// The full version matching `version` (a sha256 or a unique prefix).
@@ -94,16 +123,34 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// A stored component.
-    pub async fn plugin_component(&self, name: &str, version: &str) -> Result<Vec<u8>, StoreError> {
-        let bytes: Option<Vec<u8>> = with_pool!(self, |p| sqlx::query_scalar(
-            "SELECT component FROM plugin_versions WHERE name = $1 AND version = $2"
+    /// A stored component and its settings.
+    pub async fn plugin_component(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<(Vec<u8>, PluginSettings), StoreError> {
+        let row: Option<(Vec<u8>, String)> = with_pool!(self, |p| sqlx::query_as(
+            "SELECT component, settings FROM plugin_versions WHERE name = $1 AND version = $2"
         )
         .bind(name)
         .bind(version)
         .fetch_optional(p)
         .await?);
-        bytes.ok_or(StoreError::NotFound)
+        let (bytes, settings) = row.ok_or(StoreError::NotFound)?;
+        Ok((bytes, parse_settings(Some(&settings))?))
+    }
+}
+
+fn settings_json(settings: &PluginSettings) -> String {
+    serde_json::to_string(settings).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Settings as stored; a version stored before settings existed has none.
+fn parse_settings(json: Option<&str>) -> Result<PluginSettings, StoreError> {
+    match json {
+        None => Ok(PluginSettings::default()),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| StoreError::Corrupt(format!("plugin settings: {e}"))),
     }
 }
 

@@ -49,6 +49,19 @@ impl Plugin for Misbehave {
                 config.get_or("message", "misbehave was told to fail"),
             )),
             "invalid" => Err(Error::invalid("misbehave finds every event invalid")),
+            // Busy for `ms` milliseconds, then an echo: work that a
+            // deadline cuts or lets finish.
+            "sleep" => {
+                let ms: u64 = config.get_or("ms", "100").parse().unwrap_or(100);
+                let started = std::time::Instant::now();
+                while started.elapsed() < std::time::Duration::from_millis(ms) {
+                    std::hint::spin_loop();
+                }
+                Ok(Outcome::deliver(Request::new(
+                    event.body,
+                    event.content_type,
+                )))
+            }
             "counter" => Ok(Outcome::deliver(Request::new(
                 seen.to_string(),
                 "text/plain",
