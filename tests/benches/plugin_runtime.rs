@@ -106,9 +106,9 @@ fn main() {
             "{language}: component {:.1} MB",
             component.len() as f64 / 1e6
         );
-        for (mode, instances) in [
-            ("fresh-instance", PluginSettings::default()),
-            ("reuse-instance", PluginSettings::reuse(10_000)),
+        for (mode, instances, floor) in [
+            ("fresh-instance", PluginSettings::default(), 1_000.0),
+            ("reuse-instance", PluginSettings::reuse(10_000), 5_000.0),
         ] {
             let plugin = Arc::new(runtime.load(language, &component, instances).expect("load"));
             let rate = measure(1, window, {
@@ -116,6 +116,10 @@ fn main() {
                 move || wasm_transform(&runtime, &plugin, &event, &config)
             });
             report(&format!("{language}-{mode}"), 1, rate, native);
+            println!(
+                "  floor {floor:.0}/s: {}",
+                if rate >= floor { "met" } else { "NOT met" }
+            );
         }
         cached_runtime
             .load(language, &component, PluginSettings::default())

@@ -182,9 +182,33 @@ async fn receive(
     response
 }
 
+/// What one token request carried.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// The HTTP Basic credentials, if sent that way.
+    pub basic: Option<(String, String)>,
+    /// The form fields.
+    pub form: std::collections::BTreeMap<String, String>,
+}
+
+/// How the token endpoint answers a good request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAnswer {
+    /// `{"access_token": "tok-N", "token_type": "bearer", "expires_in": …}`
+    Standard,
+    /// The token under this field only, and no `token_type`.
+    Field(String),
+    /// An HTML page with status 200.
+    Html,
+    /// An RFC 6749 §5.2 error with status 400.
+    Error(String),
+}
+
 struct TokenState {
     fetches: AtomicUsize,
     down: AtomicBool,
+    requests: std::sync::Mutex<Vec<TokenRequest>>,
+    answer: std::sync::Mutex<TokenAnswer>,
     client_id: String,
     client_secret: String,
     expires_in: u64,
@@ -212,6 +236,8 @@ impl TokenServer {
         let state = Arc::new(TokenState {
             fetches: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            requests: std::sync::Mutex::default(),
+            answer: std::sync::Mutex::new(TokenAnswer::Standard),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             expires_in,
@@ -231,6 +257,16 @@ impl TokenServer {
     /// Tokens issued so far.
     pub fn fetches(&self) -> usize {
         self.state.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Every token request received, in order.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.state.requests.lock().expect("lock").clone()
+    }
+
+    /// How good requests are answered from now on.
+    pub fn set_answer(&self, answer: TokenAnswer) {
+        *self.state.answer.lock().expect("lock") = answer;
     }
 
     /// Makes the endpoint answer 503 (true) or work (false).
@@ -260,8 +296,16 @@ async fn issue(State(state): State<Arc<TokenState>>, headers: HeaderMap, body: S
             .next()
             .unwrap_or_default()
     };
-    let (id, secret) = match basic.as_deref().and_then(|b| b.split_once(':')) {
-        Some((id, secret)) => (decode(id), decode(secret)),
+    let basic = basic
+        .as_deref()
+        .and_then(|b| b.split_once(':'))
+        .map(|(id, secret)| (decode(id), decode(secret)));
+    state.requests.lock().expect("lock").push(TokenRequest {
+        basic: basic.clone(),
+        form: form.iter().cloned().collect(),
+    });
+    let (id, secret) = match basic {
+        Some(credentials) => credentials,
         None => (
             field("client_id").unwrap_or_default(),
             field("client_secret").unwrap_or_default(),
@@ -277,6 +321,22 @@ async fn issue(State(state): State<Arc<TokenState>>, headers: HeaderMap, body: S
         )
             .into_response();
     }
+    let answer = state.answer.lock().expect("lock").clone();
     let n = state.fetches.fetch_add(1, Ordering::SeqCst) + 1;
-    axum::Json(serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "bearer", "expires_in": state.expires_in})).into_response()
+    match answer {
+        TokenAnswer::Standard => axum::Json(serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "bearer", "expires_in": state.expires_in})).into_response(),
+        TokenAnswer::Field(name) => {
+            axum::Json(serde_json::json!({name: format!("tok-{n}"), "expires_in": state.expires_in.to_string()})).into_response()
+        }
+        TokenAnswer::Html => (
+            [("content-type", "text/html")],
+            "<html><body>Sign in</body></html>",
+        )
+            .into_response(),
+        TokenAnswer::Error(code) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": code, "error_description": "refused by the test"})),
+        )
+            .into_response(),
+    }
 }

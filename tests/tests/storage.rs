@@ -57,6 +57,12 @@ fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
             scope: Some("write".into()),
             header_format: "Authorization".into(),
             header_value_format: "Bearer %ACCESS_TOKEN%".into(),
+            options: hookgate::model::TokenOptions {
+                client_auth: Some(hookgate::model::ClientAuth::ClientSecretPost),
+                audience: Some("https://api.example.com".into()),
+                extra_params: BTreeMap::from([("resource".into(), "orders".into())]),
+                token_field: Some("id_token".into()),
+            },
         }),
         plugin: Some(PluginRef {
             name: "partner".into(),

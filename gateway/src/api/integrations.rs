@@ -6,8 +6,8 @@ use super::extract::{JsonBody, OrgAuth, Pagination, Path, Query};
 use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
 use crate::model::{
-    Authentication, Filter, Hook, Integration, Method, Ordering, PluginRef, Secret, endpoint,
-    new_id, now_ms,
+    Authentication, ClientAuth, Filter, Hook, Integration, Method, Ordering, PluginRef, Secret,
+    TokenOptions, endpoint, new_id, now_ms,
 };
 use crate::pipeline::request::is_gateway_owned;
 use crate::secrets;
@@ -105,6 +105,16 @@ pub struct AuthenticationIn {
     pub header_value_format: Option<String>,
     /// Space-separated scopes to ask for.
     pub scope: Option<String>,
+    /// `client_secret_basic` (HTTP Basic) or `client_secret_post` (in the
+    /// form). Left out: Basic, then the form if the endpoint answers
+    /// `invalid_client`.
+    pub client_auth: Option<String>,
+    /// `audience` sent with the token request.
+    pub audience: Option<String>,
+    /// More form parameters sent with the token request.
+    pub extra_params: Option<BTreeMap<String, String>>,
+    /// The token response's field holding the token (default `access_token`).
+    pub token_field: Option<String>,
 }
 
 /// Client credentials.
@@ -184,6 +194,18 @@ pub struct AuthenticationOut {
     pub header_value_format: String,
     /// Scopes.
     pub scope: Option<String>,
+    /// How the client authenticates, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<String>,
+    /// Audience, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// More form parameters of the token request.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_params: BTreeMap<String, String>,
+    /// The token response's field holding the token, when not `access_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_field: Option<String>,
 }
 
 /// Credentials as returned.
@@ -221,6 +243,10 @@ impl From<&Integration> for IntegrationOut {
                 header_format: a.header_format.clone(),
                 header_value_format: a.header_value_format.clone(),
                 scope: a.scope.clone(),
+                client_auth: a.options.client_auth.map(|c| c.as_str().to_owned()),
+                audience: a.options.audience.clone(),
+                extra_params: a.options.extra_params.clone(),
+                token_field: a.options.token_field.clone(),
             }),
             plugin: i.plugin.as_ref().map(PluginRefOut::from),
             config: i.config.clone(),
@@ -258,6 +284,7 @@ struct AuthenticationDraft {
     scope: Option<String>,
     header_format: String,
     header_value_format: String,
+    options: TokenOptions,
 }
 
 impl IntegrationIn {
@@ -412,6 +439,13 @@ fn validate_auth(
     {
         p.add("authentication.scope", "must be at most 1024 characters");
     }
+    let options = validate_token_options(
+        a.client_auth,
+        a.audience,
+        a.extra_params.unwrap_or_default(),
+        a.token_field,
+        p,
+    );
     Some(AuthenticationDraft {
         token_endpoint: endpoint?,
         client_id: client_id?,
@@ -419,7 +453,69 @@ fn validate_auth(
         scope: a.scope,
         header_format,
         header_value_format,
+        options,
     })
+}
+
+/// Form parameters the gateway sets itself; `extra_params` may not.
+const RESERVED_TOKEN_PARAMS: [&str; 7] = [
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "scope",
+    "audience",
+    "client_assertion",
+    "client_assertion_type",
+];
+
+fn validate_token_options(
+    client_auth: Option<String>,
+    audience: Option<String>,
+    extra_params: BTreeMap<String, String>,
+    token_field: Option<String>,
+    p: &mut Problems,
+) -> TokenOptions {
+    let client_auth = match client_auth.as_deref() {
+        None => None,
+        Some("client_secret_basic") => Some(ClientAuth::ClientSecretBasic),
+        Some("client_secret_post") => Some(ClientAuth::ClientSecretPost),
+        Some(other) => {
+            p.add(
+                "authentication.client_auth",
+                format!("`{other}` is not one of client_secret_basic, client_secret_post"),
+            );
+            None
+        }
+    };
+    if let Some(audience) = &audience {
+        p.text("authentication.audience", audience, 1024);
+    }
+    if extra_params.len() > 32 {
+        p.add(
+            "authentication.extra_params",
+            "must have at most 32 entries",
+        );
+    }
+    for (name, value) in &extra_params {
+        let field = format!("authentication.extra_params.{name}");
+        if name.is_empty() || name.len() > 128 {
+            p.add(&field, "names must be 1 to 128 characters");
+        } else if RESERVED_TOKEN_PARAMS.contains(&name.as_str()) {
+            p.add(&field, "is set by the gateway; use the field of its own");
+        }
+        if value.len() > 1024 {
+            p.add(&field, "must be at most 1024 characters");
+        }
+    }
+    if let Some(token_field) = &token_field {
+        p.text("authentication.token_field", token_field, 128);
+    }
+    TokenOptions {
+        client_auth,
+        audience,
+        extra_params,
+        token_field,
+    }
 }
 
 fn resolve_auth(
@@ -455,6 +551,7 @@ fn resolve_auth(
         scope: d.scope,
         header_format: d.header_format,
         header_value_format: d.header_value_format,
+        options: d.options,
     }))
 }
 

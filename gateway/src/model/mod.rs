@@ -192,6 +192,49 @@ pub struct Authentication {
     pub header_format: String,
     /// Header value template containing `%ACCESS_TOKEN%`.
     pub header_value_format: String,
+    /// How the token request is made, beyond the credentials.
+    pub options: TokenOptions,
+}
+
+/// How a token request is made, beyond the client credentials (stored
+/// with the integration as given; every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TokenOptions {
+    /// How the client authenticates; `None` tries HTTP Basic, then the
+    /// form when the endpoint answers `invalid_client`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
+    /// `audience` sent with the request (Auth0, Okta and others want it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// More form parameters sent with the request.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_params: BTreeMap<String, String>,
+    /// The field of the token response holding the token (default
+    /// `access_token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_field: Option<String>,
+}
+
+/// How a client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl ClientAuth {
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
 }
 
 /// A plugin reference: a name and, optionally, a pinned version.

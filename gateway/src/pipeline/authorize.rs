@@ -1,8 +1,9 @@
 //! The authorize stage: OAuth2 `client_credentials` tokens, fetched with the
 //! `oauth2` crate through a client that reads at most 64 KiB of the token
 //! endpoint's answer, cached per (integration, token endpoint, client id,
-//! secret) until shortly before they expire, and rendered into the
-//! integration's header template. Tokens never reach plugins or logs.
+//! secret, scope and every token option) until shortly before they expire,
+//! and rendered into the integration's header template. Tokens never reach
+//! plugins or logs.
 //!
 //! A token endpoint belongs to one tenant and must not hold up anyone
 //! else: one fetch at a time per key, and while it runs other deliveries
@@ -10,9 +11,16 @@
 //! waiting); a failed fetch is remembered with a growing backoff, during
 //! which deliveries fail fast with the remembered reason.
 
-use crate::model::Authentication;
-use oauth2::basic::BasicClient;
-use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use crate::model::{Authentication, ClientAuth};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AccessToken, AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RefreshToken,
+    Scope, StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -205,7 +213,11 @@ impl TokenCache {
         let Ok(_fetching) = slot.fetching.try_lock() else {
             return Err(TokenProblem::Busy);
         };
-        let form_auth = slot.lock().form_auth;
+        let form_auth = match auth.options.client_auth {
+            Some(ClientAuth::ClientSecretPost) => true,
+            Some(ClientAuth::ClientSecretBasic) => false,
+            None => slot.lock().form_auth,
+        };
         let span = tracing::info_span!(
             "token_fetch",
             otel.kind = "client",
@@ -214,7 +226,7 @@ impl TokenCache {
         );
         let result = async {
             match fetch(http, auth, form_auth).await {
-                Err(e) if e.invalid_client => {
+                Err(e) if e.invalid_client && auth.options.client_auth.is_none() => {
                     // The endpoint may want the other way of sending credentials.
                     let retry = fetch(http, auth, !form_auth).await;
                     if retry.is_ok() {
@@ -244,6 +256,7 @@ impl TokenCache {
             &auth.client_id,
             auth.client_secret.expose(),
             auth.scope.as_deref().unwrap_or(""),
+            &serde_json::to_string(&auth.options).unwrap_or_default(),
         ] {
             hasher.update(part.as_bytes());
             hasher.update([0]);
@@ -339,16 +352,32 @@ struct FetchError {
     invalid_client: bool,
 }
 
+/// The `oauth2` client with [`AnyTokenResponse`].
+type TokenClient = oauth2::Client<
+    BasicErrorResponse,
+    AnyTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
 async fn fetch(
     http: &reqwest::Client,
     auth: &Authentication,
     form_auth: bool,
 ) -> Result<(String, Duration), FetchError> {
-    let token_url = TokenUrl::new(auth.token_endpoint.clone()).map_err(|e| FetchError {
-        problem: TokenProblem::Url(e.to_string()),
+    let fail = |problem| FetchError {
+        problem,
         invalid_client: false,
-    })?;
-    let client = BasicClient::new(ClientId::new(auth.client_id.clone()))
+    };
+    let token_url = TokenUrl::new(auth.token_endpoint.clone())
+        .map_err(|e| fail(TokenProblem::Url(e.to_string())))?;
+    let client: TokenClient = oauth2::Client::new(ClientId::new(auth.client_id.clone()))
         .set_client_secret(ClientSecret::new(auth.client_secret.expose().to_owned()))
         .set_token_uri(token_url)
         .set_auth_type(if form_auth {
@@ -362,11 +391,26 @@ async fn fetch(
             request = request.add_scope(Scope::new(s.to_owned()));
         }
     }
+    if let Some(audience) = &auth.options.audience {
+        request = request.add_extra_param("audience", audience.clone());
+    }
+    for (name, value) in &auth.options.extra_params {
+        request = request.add_extra_param(name.clone(), value.clone());
+    }
     match request.request_async(&CappedClient(http)).await {
-        Ok(response) => Ok((
-            response.access_token().secret().clone(),
-            response.expires_in().unwrap_or(DEFAULT_LIFETIME),
-        )),
+        Ok(response) => {
+            let field = auth
+                .options
+                .token_field
+                .as_deref()
+                .unwrap_or("access_token");
+            let token = response.field(field).ok_or_else(|| {
+                fail(TokenProblem::Unreadable(format!(
+                    "the answer has no string `{field}` field"
+                )))
+            })?;
+            Ok((token, response.expires_in().unwrap_or(DEFAULT_LIFETIME)))
+        }
         Err(error) => {
             let invalid_client = matches!(
                 &error,
@@ -377,6 +421,64 @@ async fn fetch(
                 invalid_client,
             })
         }
+    }
+}
+
+/// A token response read whole, so the token can be taken from whichever
+/// field the integration names (`token_field`); `token_type` may be left
+/// out, as some endpoints do.
+#[derive(Debug, Serialize, Deserialize)]
+struct AnyTokenResponse {
+    #[serde(flatten)]
+    fields: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip, default = "no_token")]
+    unused: AccessToken,
+    #[serde(skip, default = "bearer")]
+    token_type: BasicTokenType,
+}
+
+fn no_token() -> AccessToken {
+    AccessToken::new(String::new())
+}
+
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
+
+impl AnyTokenResponse {
+    /// The string in `field`, if there is one.
+    fn field(&self, field: &str) -> Option<String> {
+        self.fields.get(field)?.as_str().map(str::to_owned)
+    }
+}
+
+impl TokenResponse for AnyTokenResponse {
+    type TokenType = BasicTokenType;
+
+    /// Not used: the token is read with [`AnyTokenResponse::field`].
+    fn access_token(&self) -> &AccessToken {
+        &self.unused
+    }
+
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+
+    /// `expires_in`, a number of seconds (some endpoints send a string).
+    fn expires_in(&self) -> Option<Duration> {
+        match self.fields.get("expires_in")? {
+            serde_json::Value::Number(n) => n.as_u64().map(Duration::from_secs),
+            serde_json::Value::String(s) => s.parse().ok().map(Duration::from_secs),
+            _ => None,
+        }
+    }
+
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        None
+    }
+
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
     }
 }
 

@@ -100,6 +100,8 @@ pub(super) struct StoredAuth {
     pub scope: Option<String>,
     pub header_format: String,
     pub header_value_format: String,
+    #[serde(flatten)]
+    pub options: crate::model::TokenOptions,
 }
 
 /// Turns a secret column (named) into its plaintext (or skips it, for
@@ -167,6 +169,7 @@ pub(super) fn auth_json(auth: &Authentication) -> String {
         scope: auth.scope.clone(),
         header_format: auth.header_format.clone(),
         header_value_format: auth.header_value_format.clone(),
+        options: auth.options.clone(),
     })
     .unwrap_or_default()
 }
@@ -207,6 +210,7 @@ impl IntegrationRow {
                     scope: a.scope,
                     header_format: a.header_format,
                     header_value_format: a.header_value_format,
+                    options: a.options,
                 })
             }
             _ => None,
