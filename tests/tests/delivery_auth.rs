@@ -3,7 +3,7 @@
 //! `extra_params`, `token_field`), and token endpoints that answer badly.
 //! Real gateway, real token endpoints and receivers on 127.0.0.1.
 
-use hookgate_tests::peers::{Receiver, TokenAnswer, TokenServer};
+use hookgate_tests::peers::{Receiver, Reply, TokenAnswer, TokenServer};
 use hookgate_tests::{GatewayOptions, TestGateway};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -254,4 +254,218 @@ async fn token_options_are_validated() {
     }
     let (_, list) = gw.call(Method::GET, "/v1/integrations", &key, None).await;
     assert_eq!(list["data"]["total"], 0, "nothing stored: {list}");
+}
+
+/// The PyJWT token endpoint of `tests/peers/private_key_jwt_token_endpoint.py`.
+struct JwtTokenEndpoint {
+    url: String,
+    rsa: String,
+    ec: String,
+    _child: tokio::process::Child,
+}
+
+impl JwtTokenEndpoint {
+    async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/peers/private_key_jwt_token_endpoint.py"
+        );
+        let mut child = tokio::process::Command::new("python3")
+            .arg(script)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs the token endpoint (.ci/run installs PyJWT)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .expect("the token endpoint starts")
+        .expect("read");
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!("the token endpoint did not start (is PyJWT installed?): {e}: {line:?}")
+        });
+        Self {
+            url: format!("http://127.0.0.1:{}/token", ready["port"]),
+            rsa: ready["rsa"].as_str().expect("rsa").to_owned(),
+            ec: ready["ec"].as_str().expect("ec").to_owned(),
+            _child: child,
+        }
+    }
+
+    async fn log(&self) -> Value {
+        reqwest::get(self.url.replace("/token", "/log"))
+            .await
+            .expect("log")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+/// `private_key_jwt`: the gateway signs a fresh client assertion with the
+/// integration's RS256 or ES256 key for every token request; an independent
+/// verifier (PyJWT) accepts it, and refuses a replayed one. The key is
+/// never returned, and a malformed PEM is a 400 naming the field.
+#[tokio::test]
+async fn private_key_jwt_assertions_are_accepted_by_an_independent_verifier() {
+    let gw = gateway().await;
+    let (_, key) = gw.organization("jwt").await;
+    let endpoint = JwtTokenEndpoint::start().await;
+    // Each receiver refuses the first token it sees, so the gateway
+    // fetches again: a second assertion, with a new jti.
+    let receiver = Receiver::scripted(|_, h| {
+        let auth = h
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Reply::status(if auth == "Bearer jwt-tok-1" { 401 } else { 200 })
+    })
+    .await;
+    for (hook, pem, kid) in [
+        ("rs.event", &endpoint.rsa, "rsa-1"),
+        ("es.event", &endpoint.ec, "ec-1"),
+    ] {
+        let auth = json!({
+            "grant_type": "client_credentials",
+            "endpoint": endpoint.url,
+            "client_auth": "private_key_jwt",
+            "credentials": {"client_id": "jwt-client", "private_key": pem, "key_id": kid},
+        });
+        let (status, created) = gw
+            .call(
+                Method::POST,
+                "/v1/integrations",
+                &key,
+                Some(integration(hook, &receiver.url, auth)),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let credentials = &created["data"]["authentication"]["credentials"];
+        assert_eq!(credentials["private_key"], "[redacted]");
+        assert_eq!(credentials["key_id"], kid);
+        assert!(credentials.get("client_secret").is_none(), "{credentials}");
+        assert!(
+            !created.to_string().contains("PRIVATE KEY"),
+            "the key is never returned"
+        );
+        let id = post_event(&gw, &key, hook).await;
+        wait_for(&gw, &key, &id, |d| d["status"] == "delivered").await;
+    }
+    let log = endpoint.log().await;
+    let accepted = log["accepted"].as_array().expect("accepted");
+    let algs: Vec<&str> = accepted.iter().filter_map(|a| a["alg"].as_str()).collect();
+    assert_eq!(algs, ["RS256", "RS256", "ES256"], "{log}");
+    let kids: Vec<&str> = accepted.iter().filter_map(|a| a["kid"].as_str()).collect();
+    assert_eq!(kids, ["rsa-1", "rsa-1", "ec-1"]);
+    assert_eq!(log["refused"], json!([]), "{log}");
+    let got: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        got,
+        ["Bearer jwt-tok-1", "Bearer jwt-tok-2", "Bearer jwt-tok-3"]
+    );
+
+    // The verifier is not a rubber stamp: a replayed assertion is refused.
+    let replay = accepted[0]["assertion"].as_str().expect("assertion");
+    let answer = reqwest::Client::new()
+        .post(&endpoint.url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", replay),
+        ])
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(answer.status(), 400);
+    assert_eq!(
+        answer.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
+
+    for (pem, field) in [
+        (
+            "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n",
+            "authentication.credentials.private_key",
+        ),
+        ("just text", "authentication.credentials.private_key"),
+    ] {
+        let auth = json!({"grant_type": "client_credentials", "endpoint": endpoint.url, "client_auth": "private_key_jwt", "credentials": {"client_id": "jwt-client", "private_key": pem}});
+        let (status, body) = gw
+            .call(
+                Method::POST,
+                "/v1/integrations",
+                &key,
+                Some(integration("bad.key", &receiver.url, auth)),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["data"]["errors"][0]["field"], field, "{body}");
+    }
+}
+
+/// A stored secret or key is bound to the token endpoint's origin and to
+/// its kind: moving the endpoint, or switching from a secret to a key,
+/// needs the credential again (400, nothing changed).
+#[tokio::test]
+async fn credentials_stay_bound_to_their_endpoint() {
+    let gw = gateway().await;
+    let (_, key) = gw.organization("bound").await;
+    let endpoint = JwtTokenEndpoint::start().await;
+    let auth = json!({"grant_type": "client_credentials", "endpoint": endpoint.url, "client_auth": "private_key_jwt", "credentials": {"client_id": "jwt-client", "private_key": endpoint.ec}});
+    let (_, created) = gw
+        .call(
+            Method::POST,
+            "/v1/integrations",
+            &key,
+            Some(integration("t", "http://127.0.0.1:9/hook", auth)),
+        )
+        .await;
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+    let put = |doc: Value| {
+        let gw = &gw;
+        let key = key.clone();
+        let id = id.clone();
+        async move {
+            gw.call(
+                Method::PUT,
+                &format!("/v1/integrations/{id}"),
+                &key,
+                Some(doc),
+            )
+            .await
+        }
+    };
+    // The document as read back (key redacted) is accepted as is.
+    let (status, body) = put(created["data"].clone()).await;
+    assert_eq!(status, 200, "{body}");
+    for (change, value) in [
+        ("endpoint", json!("http://127.0.0.2:9/token")),
+        ("client_auth", json!("client_secret_post")),
+    ] {
+        let mut doc = created["data"].clone();
+        doc["authentication"][change] = value;
+        let (status, body) = put(doc).await;
+        assert_eq!(status, 400, "{change}: {body}");
+        let field = body["data"]["errors"][0]["field"].as_str().expect("field");
+        assert!(field.starts_with("authentication.credentials."), "{body}");
+    }
+    let (_, now) = gw
+        .call(Method::GET, &format!("/v1/integrations/{id}"), &key, None)
+        .await;
+    assert_eq!(
+        now["data"]["authentication"], created["data"]["authentication"],
+        "nothing changed"
+    );
 }

@@ -62,6 +62,7 @@ fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
                 audience: Some("https://api.example.com".into()),
                 extra_params: BTreeMap::from([("resource".into(), "orders".into())]),
                 token_field: Some("id_token".into()),
+                key_id: None,
             },
         }),
         plugin: Some(PluginRef {

@@ -9,6 +9,7 @@ use crate::model::{
     Authentication, ClientAuth, Filter, Hook, Integration, Method, Ordering, PluginRef, Secret,
     TokenOptions, endpoint, new_id, now_ms,
 };
+use crate::pipeline::client_assertion::ClientKey;
 use crate::pipeline::request::is_gateway_owned;
 use crate::secrets;
 use axum::extract::State;
@@ -125,6 +126,12 @@ pub struct CredentialsIn {
     pub client_id: Option<String>,
     /// Client secret. On update, leave it out (or send `[redacted]`) to keep the stored one.
     pub client_secret: Option<String>,
+    /// With `client_auth: "private_key_jwt"`, instead of a secret: the PEM
+    /// private key (RSA for RS256, P-256 PKCS#8 for ES256) that signs the
+    /// client assertions. Kept like a secret: leave it out to keep it.
+    pub private_key: Option<String>,
+    /// The assertion header's `kid` (`private_key_jwt`).
+    pub key_id: Option<String>,
 }
 
 /// An integration as returned.
@@ -213,8 +220,15 @@ pub struct AuthenticationOut {
 pub struct CredentialsOut {
     /// Client id.
     pub client_id: String,
-    /// Always `[redacted]`.
-    pub client_secret: String,
+    /// `[redacted]`, when the client has a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// `[redacted]`, when the client signs assertions with a key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// The assertions' `kid`, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl From<&Integration> for IntegrationOut {
@@ -236,9 +250,14 @@ impl From<&Integration> for IntegrationOut {
             authentication: i.authentication.as_ref().map(|a| AuthenticationOut {
                 grant_type: "client_credentials".into(),
                 endpoint: a.token_endpoint.clone(),
-                credentials: CredentialsOut {
-                    client_id: a.client_id.clone(),
-                    client_secret: REDACTED.into(),
+                credentials: {
+                    let uses_key = ClientAuth::uses_key(a.options.client_auth);
+                    CredentialsOut {
+                        client_id: a.client_id.clone(),
+                        client_secret: (!uses_key).then(|| REDACTED.into()),
+                        private_key: uses_key.then(|| REDACTED.into()),
+                        key_id: a.options.key_id.clone(),
+                    }
                 },
                 header_format: a.header_format.clone(),
                 header_value_format: a.header_value_format.clone(),
@@ -279,8 +298,9 @@ struct Validated {
 struct AuthenticationDraft {
     token_endpoint: String,
     client_id: String,
-    /// None: keep the stored secret.
-    client_secret: Option<String>,
+    /// The secret, or the private key with `private_key_jwt`; `None`:
+    /// keep the stored one.
+    credential: Option<String>,
     scope: Option<String>,
     header_format: String,
     header_value_format: String,
@@ -381,25 +401,21 @@ fn validate_auth(
     if let Some(e) = &endpoint {
         p.url("authentication.endpoint", e, allow_private);
     }
+    let client_auth = client_auth(a.client_auth.as_deref(), p);
     let credentials = p.required("authentication.credentials", a.credentials);
-    let (client_id, client_secret) = match credentials {
+    let (client_id, credential, key_id) = match credentials {
         Some(c) => {
             let id = p.required("authentication.credentials.client_id", c.client_id);
             if let Some(id) = &id {
                 p.text("authentication.credentials.client_id", id, 512);
             }
-            let secret = c.client_secret.filter(|s| s != REDACTED);
-            if let Some(s) = &secret
-                && (s.is_empty() || s.len() > 4096)
-            {
-                p.add(
-                    "authentication.credentials.client_secret",
-                    "must be 1 to 4096 characters",
-                );
+            let credential = validate_credential(client_auth, c.client_secret, c.private_key, p);
+            if let Some(key_id) = &c.key_id {
+                p.text("authentication.credentials.key_id", key_id, 256);
             }
-            (id, secret)
+            (id, credential, c.key_id)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let header_format = a.header_format.unwrap_or_else(|| "Authorization".into());
     let valid_name = !header_format.is_empty()
@@ -440,21 +456,84 @@ fn validate_auth(
         p.add("authentication.scope", "must be at most 1024 characters");
     }
     let options = validate_token_options(
-        a.client_auth,
-        a.audience,
-        a.extra_params.unwrap_or_default(),
-        a.token_field,
+        TokenOptions {
+            client_auth,
+            audience: a.audience,
+            extra_params: a.extra_params.unwrap_or_default(),
+            token_field: a.token_field,
+            key_id,
+        },
         p,
     );
     Some(AuthenticationDraft {
         token_endpoint: endpoint?,
         client_id: client_id?,
-        client_secret,
+        credential,
         scope: a.scope,
         header_format,
         header_value_format,
         options,
     })
+}
+
+fn client_auth(name: Option<&str>, p: &mut Problems) -> Option<ClientAuth> {
+    match name {
+        None => None,
+        Some("client_secret_basic") => Some(ClientAuth::ClientSecretBasic),
+        Some("client_secret_post") => Some(ClientAuth::ClientSecretPost),
+        Some("private_key_jwt") => Some(ClientAuth::PrivateKeyJwt),
+        Some(other) => {
+            p.add(
+                "authentication.client_auth",
+                format!(
+                    "`{other}` is not one of client_secret_basic, client_secret_post, private_key_jwt"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The credential the client authenticates with: a private key with
+/// `private_key_jwt` (read and tried here, so a bad PEM is a 400), a
+/// secret otherwise. `None` keeps the stored one.
+fn validate_credential(
+    client_auth: Option<ClientAuth>,
+    secret: Option<String>,
+    key: Option<String>,
+    p: &mut Problems,
+) -> Option<String> {
+    let secret = secret.filter(|s| s != REDACTED);
+    let key = key.filter(|k| k != REDACTED);
+    if ClientAuth::uses_key(client_auth) {
+        if secret.is_some() {
+            p.add(
+                "authentication.credentials.client_secret",
+                "is not used with private_key_jwt; give private_key",
+            );
+        }
+        if let Some(pem) = &key
+            && let Err(e) = ClientKey::from_pem(pem)
+        {
+            p.add("authentication.credentials.private_key", e.to_string());
+        }
+        return key;
+    }
+    if key.is_some() {
+        p.add(
+            "authentication.credentials.private_key",
+            "is only used with client_auth private_key_jwt",
+        );
+    }
+    if let Some(s) = &secret
+        && (s.is_empty() || s.len() > 4096)
+    {
+        p.add(
+            "authentication.credentials.client_secret",
+            "must be 1 to 4096 characters",
+        );
+    }
+    secret
 }
 
 /// Form parameters the gateway sets itself; `extra_params` may not.
@@ -468,35 +547,17 @@ const RESERVED_TOKEN_PARAMS: [&str; 7] = [
     "client_assertion_type",
 ];
 
-fn validate_token_options(
-    client_auth: Option<String>,
-    audience: Option<String>,
-    extra_params: BTreeMap<String, String>,
-    token_field: Option<String>,
-    p: &mut Problems,
-) -> TokenOptions {
-    let client_auth = match client_auth.as_deref() {
-        None => None,
-        Some("client_secret_basic") => Some(ClientAuth::ClientSecretBasic),
-        Some("client_secret_post") => Some(ClientAuth::ClientSecretPost),
-        Some(other) => {
-            p.add(
-                "authentication.client_auth",
-                format!("`{other}` is not one of client_secret_basic, client_secret_post"),
-            );
-            None
-        }
-    };
-    if let Some(audience) = &audience {
+fn validate_token_options(options: TokenOptions, p: &mut Problems) -> TokenOptions {
+    if let Some(audience) = &options.audience {
         p.text("authentication.audience", audience, 1024);
     }
-    if extra_params.len() > 32 {
+    if options.extra_params.len() > 32 {
         p.add(
             "authentication.extra_params",
             "must have at most 32 entries",
         );
     }
-    for (name, value) in &extra_params {
+    for (name, value) in &options.extra_params {
         let field = format!("authentication.extra_params.{name}");
         if name.is_empty() || name.len() > 128 {
             p.add(&field, "names must be 1 to 128 characters");
@@ -507,42 +568,45 @@ fn validate_token_options(
             p.add(&field, "must be at most 1024 characters");
         }
     }
-    if let Some(token_field) = &token_field {
+    if let Some(token_field) = &options.token_field {
         p.text("authentication.token_field", token_field, 128);
     }
-    TokenOptions {
-        client_auth,
-        audience,
-        extra_params,
-        token_field,
-    }
+    options
 }
 
+/// The stored credential stays bound to the token endpoint's origin and to
+/// its kind: moving the endpoint elsewhere, or switching between a secret
+/// and a key, needs the credential again; otherwise anyone with an API key
+/// could have it sent to a server of theirs.
 fn resolve_auth(
     draft: Option<AuthenticationDraft>,
     existing: Option<&Authentication>,
 ) -> Result<Option<Authentication>, ApiError> {
     let Some(d) = draft else { return Ok(None) };
-    let client_secret = match (d.client_secret, existing) {
+    let uses_key = ClientAuth::uses_key(d.options.client_auth);
+    let field = if uses_key {
+        "authentication.credentials.private_key"
+    } else {
+        "authentication.credentials.client_secret"
+    };
+    let client_secret = match (d.credential, existing) {
         (Some(s), _) => Secret::new(s),
-        // A stored secret stays bound to the origin it was given for:
-        // moving the token endpoint elsewhere needs the secret again, or
-        // anyone with an API key could have it sent to a server of theirs.
         (None, Some(e))
             if endpoint::origin(&e.token_endpoint) != endpoint::origin(&d.token_endpoint) =>
         {
             return Err(ApiError::field(
-                "authentication.credentials.client_secret",
+                field,
                 "is required when the token endpoint moves to another origin",
             ));
         }
-        (None, Some(e)) => e.client_secret.clone(),
-        (None, None) => {
+        (None, Some(e)) if ClientAuth::uses_key(e.options.client_auth) != uses_key => {
             return Err(ApiError::field(
-                "authentication.credentials.client_secret",
-                "is required",
+                field,
+                "is required when switching between a secret and a private key",
             ));
         }
+        (None, Some(e)) => e.client_secret.clone(),
+        (None, None) => return Err(ApiError::field(field, "is required")),
     };
     Ok(Some(Authentication {
         token_endpoint: d.token_endpoint,

@@ -184,7 +184,8 @@ pub struct Authentication {
     pub token_endpoint: String,
     /// Client id.
     pub client_id: String,
-    /// Client secret (stored encrypted).
+    /// The client's credential, stored encrypted: its secret, or, with
+    /// `private_key_jwt`, its PEM private key.
     pub client_secret: Secret,
     /// Optional space-separated scopes.
     pub scope: Option<String>,
@@ -215,6 +216,9 @@ pub struct TokenOptions {
     /// `access_token`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_field: Option<String>,
+    /// `kid` of the client assertion's header (`private_key_jwt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// How a client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -225,14 +229,22 @@ pub enum ClientAuth {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523).
+    PrivateKeyJwt,
 }
 
 impl ClientAuth {
+    /// Whether the credential is a private key rather than a secret.
+    pub fn uses_key(auth: Option<Self>) -> bool {
+        auth == Some(Self::PrivateKeyJwt)
+    }
+
     /// The name used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! waiting); a failed fetch is remembered with a growing backoff, during
 //! which deliveries fail fast with the remembered reason.
 
+use super::client_assertion::{ASSERTION_TYPE, ClientKey};
 use crate::model::{Authentication, ClientAuth};
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
@@ -63,6 +64,9 @@ pub enum TokenProblem {
     /// The answer was not a token response.
     #[error("unreadable response: {0}")]
     Unreadable(String),
+    /// The client assertion could not be signed (`private_key_jwt`).
+    #[error("could not sign the client assertion: {0}")]
+    Assertion(String),
     /// The token cannot go in a header (control characters): asking again
     /// gets the same token.
     #[error("the token is not a valid header value")]
@@ -214,7 +218,7 @@ impl TokenCache {
             return Err(TokenProblem::Busy);
         };
         let form_auth = match auth.options.client_auth {
-            Some(ClientAuth::ClientSecretPost) => true,
+            Some(ClientAuth::ClientSecretPost | ClientAuth::PrivateKeyJwt) => true,
             Some(ClientAuth::ClientSecretBasic) => false,
             None => slot.lock().form_auth,
         };
@@ -377,15 +381,36 @@ async fn fetch(
     };
     let token_url = TokenUrl::new(auth.token_endpoint.clone())
         .map_err(|e| fail(TokenProblem::Url(e.to_string())))?;
-    let client: TokenClient = oauth2::Client::new(ClientId::new(auth.client_id.clone()))
-        .set_client_secret(ClientSecret::new(auth.client_secret.expose().to_owned()))
-        .set_token_uri(token_url)
-        .set_auth_type(if form_auth {
-            AuthType::RequestBody
-        } else {
-            AuthType::BasicAuth
-        });
+    let client: TokenClient =
+        oauth2::Client::new(ClientId::new(auth.client_id.clone())).set_token_uri(token_url);
+    let uses_key = ClientAuth::uses_key(auth.options.client_auth);
+    let client = if uses_key {
+        // The assertion is the credential; the client id goes in the form.
+        client.set_auth_type(AuthType::RequestBody)
+    } else {
+        client
+            .set_client_secret(ClientSecret::new(auth.client_secret.expose().to_owned()))
+            .set_auth_type(if form_auth {
+                AuthType::RequestBody
+            } else {
+                AuthType::BasicAuth
+            })
+    };
     let mut request = client.exchange_client_credentials();
+    if uses_key {
+        let assertion = ClientKey::from_pem(auth.client_secret.expose())
+            .and_then(|key| {
+                key.assertion(
+                    &auth.client_id,
+                    &auth.token_endpoint,
+                    auth.options.key_id.as_deref(),
+                )
+            })
+            .map_err(|e| fail(TokenProblem::Assertion(e.to_string())))?;
+        request = request
+            .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+            .add_extra_param("client_assertion", assertion);
+    }
     if let Some(scope) = &auth.scope {
         for s in scope.split_whitespace() {
             request = request.add_scope(Scope::new(s.to_owned()));

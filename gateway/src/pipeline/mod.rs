@@ -14,6 +14,7 @@
 
 pub mod attempt;
 pub mod authorize;
+pub mod client_assertion;
 pub mod deliver;
 pub mod dry_run;
 pub mod ingest;
