@@ -41,6 +41,9 @@ pub enum ApiError {
     /// 401: no key, or a key that is wrong or revoked.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// 401: a source's webhook whose signature does not verify.
+    #[error("signature refused: {0}")]
+    SignatureRefused(String),
     /// 404, also for other organizations' objects.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -82,7 +85,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::SignatureRefused(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -98,6 +101,7 @@ impl ApiError {
             Self::Validation(_) => "validation_error",
             Self::Malformed(_) => "malformed_request",
             Self::Unauthorized => "unauthorized",
+            Self::SignatureRefused(_) => "invalid_signature",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge => "payload_too_large",

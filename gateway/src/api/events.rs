@@ -209,6 +209,11 @@ pub async fn accept(
     };
     let ingested =
         ingest::accept(&state.store, &state.schemas, &auth.organization_id, event).await?;
+    Ok(accepted(ingested))
+}
+
+/// The 202 answer for an accepted event (or one seen before).
+pub(super) fn accepted(ingested: crate::store::Ingested) -> Response {
     let message = if ingested.created {
         "event accepted"
     } else {
@@ -219,14 +224,14 @@ pub async fn accept(
         deliveries: ingested.deliveries,
         created: ingested.created,
     };
-    Ok((
+    (
         StatusCode::ACCEPTED,
         axum::Json(Envelope {
             message: message.into(),
             data: out,
         }),
     )
-        .into_response())
+        .into_response()
 }
 
 /// An event and the status of each of its deliveries.

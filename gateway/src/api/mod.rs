@@ -12,6 +12,7 @@ mod ops;
 mod organizations;
 mod plugins;
 mod ratelimit;
+mod sources;
 mod validate;
 mod webhooks;
 
@@ -263,6 +264,9 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::get))
         .routes(routes!(events::replay))
         .routes(routes!(events::replay_many))
+        .routes(routes!(sources::create, sources::list))
+        .routes(routes!(sources::get, sources::delete))
+        .routes(routes!(sources::ingest))
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::upload, plugins::get))
         .routes(routes!(plugins::activate))
@@ -280,8 +284,9 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// Routes an organization key reaches, and so its rate limit.
-const ORGANIZATION_ROUTES: [&str; 5] = [
+const ORGANIZATION_ROUTES: [&str; 6] = [
     "/v1/event-types",
+    "/v1/sources",
     "/v1/integrations",
     "/v1/webhooks",
     "/v1/events",

@@ -3,10 +3,12 @@
 pub mod endpoint;
 mod filter;
 mod ids;
+mod source;
 mod target;
 
 pub use filter::{Filter, FilterError, FilterInput};
 pub use ids::OrgId;
+pub use source::{Scheme, Source};
 pub use target::Target;
 
 use std::collections::BTreeMap;

@@ -25,6 +25,7 @@ pub mod route;
 pub mod schema;
 pub mod sign;
 pub mod transform;
+pub mod verify;
 pub mod worker;
 
 pub use worker::{Pipeline, WorkerSettings};

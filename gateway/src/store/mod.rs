@@ -11,6 +11,7 @@ mod management;
 mod plugins;
 mod queue;
 mod rows;
+mod sources;
 
 pub use plugins::{ActivePlugin, TransformedEvent};
 pub use queue::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
