@@ -97,9 +97,31 @@ pub struct ServeArgs {
     /// Subscriptions one organization may have (more is a 422).
     #[arg(long, env = "HOOKGATE_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
     pub max_subscriptions: usize,
+    /// PEM file of CA certificates trusted besides the public roots, for
+    /// receivers and token endpoints with a private CA.
+    #[arg(long, env = "HOOKGATE_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
     /// Plugin sandbox limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// The certificates of `--tls-ca-file`, refused at start when unreadable.
+fn read_ca_file(path: Option<&std::path::Path>) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    use anyhow::Context as _;
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(path)
+        .with_context(|| format!("could not read --tls-ca-file {}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("--tls-ca-file {} holds no PEM certificates", path.display()))?;
+    anyhow::ensure!(
+        !certificates.is_empty(),
+        "--tls-ca-file {} holds no PEM certificates",
+        path.display()
+    );
+    Ok(certificates)
 }
 
 /// Checked settings.
@@ -204,6 +226,7 @@ impl ServeArgs {
                 http: crate::pipeline::deliver::HttpSettings {
                     timeout: self.delivery_timeout.into(),
                     allow_private: self.allow_private_destinations,
+                    extra_roots: read_ca_file(self.tls_ca_file.as_deref())?,
                 },
                 retry: crate::pipeline::record::RetryPolicy {
                     schedule: retry_schedule,

@@ -340,3 +340,170 @@ async fn issue(State(state): State<Arc<TokenState>>, headers: HeaderMap, body: S
             .into_response(),
     }
 }
+
+/// Certificates made for one test: a CA, a server certificate for
+/// 127.0.0.1 and `localhost`, and a client certificate, all PEM.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    /// The CA certificate (trust it to reach the server).
+    pub ca: String,
+    /// The server's certificate and key.
+    pub server: (String, String),
+    /// A client certificate the server accepts, and its key.
+    pub client: (String, String),
+}
+
+impl TestPki {
+    /// A new CA with a server and a client certificate (rcgen).
+    pub fn new() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+            KeyPair, KeyUsagePurpose,
+        };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hookgate test CA");
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(names).expect("params");
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &ca).expect("sign");
+            (cert.pem(), key.serialize_pem())
+        };
+        Self {
+            server: leaf(
+                vec!["127.0.0.1".into(), "localhost".into()],
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
+            client: leaf(
+                vec!["hookgate-client".into()],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+            ca: ca.pem(),
+        }
+    }
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An HTTPS server on 127.0.0.1 that requires a client certificate signed
+/// by `pki`'s CA: `/token` issues `mtls-tok-N` to any client that got
+/// through the handshake, any other path records the request and answers
+/// 200. Connections without a good client certificate fail the handshake.
+#[derive(Debug)]
+pub struct MtlsServer {
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    handshakes_refused: Arc<AtomicUsize>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl MtlsServer {
+    /// Starts the server with `pki`'s server certificate.
+    pub async fn start(pki: &TestPki) -> Self {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).expect("ca"))
+            .expect("root");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .expect("verifier");
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(pki.server.0.as_bytes()).expect("cert")],
+                PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes()).expect("key"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let record = received.clone();
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                axum::routing::post(move || {
+                    let n = tokens.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move {
+                        axum::Json(serde_json::json!({"access_token": format!("mtls-tok-{n}"), "token_type": "bearer", "expires_in": 3600}))
+                    }
+                }),
+            )
+            .fallback(move |headers: HeaderMap, body: Bytes| {
+                let record = record.clone();
+                async move {
+                    record.lock().expect("lock").push(Received {
+                        method: "POST".into(),
+                        path: String::new(),
+                        headers,
+                        body,
+                        at: Instant::now(),
+                    });
+                    StatusCode::OK
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let refused = Arc::new(AtomicUsize::new(0));
+        let counted = refused.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, app, counted) = (acceptor.clone(), app.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Self {
+            url,
+            received,
+            handshakes_refused: refused,
+            _server: server,
+        }
+    }
+
+    /// Requests received (past the handshake), in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Handshakes refused (no or a bad client certificate).
+    pub fn handshakes_refused(&self) -> usize {
+        self.handshakes_refused.load(Ordering::SeqCst)
+    }
+}

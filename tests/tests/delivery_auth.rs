@@ -3,7 +3,7 @@
 //! `extra_params`, `token_field`), and token endpoints that answer badly.
 //! Real gateway, real token endpoints and receivers on 127.0.0.1.
 
-use hookgate_tests::peers::{Receiver, Reply, TokenAnswer, TokenServer};
+use hookgate_tests::peers::{MtlsServer, Receiver, Reply, TestPki, TokenAnswer, TokenServer};
 use hookgate_tests::{GatewayOptions, TestGateway};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -468,4 +468,123 @@ async fn credentials_stay_bound_to_their_endpoint() {
         now["data"]["authentication"], created["data"]["authentication"],
         "nothing changed"
     );
+}
+
+/// Mutual TLS: an integration's client certificate is presented to its
+/// token endpoint and its hooks, on a server that refuses any connection
+/// without one; the server's private CA is trusted through the operator's
+/// `--tls-ca-file`. The key is never returned; PEMs that do not read, or a
+/// key that is not the certificate's, are 400s naming the field.
+#[tokio::test]
+async fn a_client_certificate_opens_mtls_receivers_and_token_endpoints() {
+    let pki = TestPki::new();
+    let server = MtlsServer::start(&pki).await;
+    let ca = tempfile::NamedTempFile::new().expect("ca file");
+    std::fs::write(ca.path(), &pki.ca).expect("write ca");
+    let gw = TestGateway::start_with(GatewayOptions {
+        args: vec![
+            "--retry-schedule".into(),
+            "0s,1500ms,1500ms".into(),
+            "--delivery-timeout".into(),
+            "2s".into(),
+            "--tls-ca-file".into(),
+            ca.path().display().to_string(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let (_, key) = gw.organization("mtls").await;
+    let auth = |tls: Option<Value>| {
+        let mut auth = json!({
+            "grant_type": "client_credentials",
+            "endpoint": format!("{}/token", server.url),
+            "credentials": {"client_id": "c", "client_secret": "s"},
+        });
+        if let Some(tls) = tls {
+            auth["tls_client_certificate"] = tls;
+        }
+        auth
+    };
+    let hook = format!("{}/hook", server.url);
+    let with_cert = json!({"certificate": pki.client.0, "private_key": pki.client.1});
+    let (status, created) = gw
+        .call(
+            Method::POST,
+            "/v1/integrations",
+            &key,
+            Some(integration("mtls.event", &hook, auth(Some(with_cert)))),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let tls = &created["data"]["authentication"]["tls_client_certificate"];
+    assert_eq!(tls["private_key"], "[redacted]");
+    assert_eq!(tls["certificate"], pki.client.0.as_str());
+    assert!(
+        !created.to_string().contains("PRIVATE KEY"),
+        "the key is never returned"
+    );
+
+    let id = post_event(&gw, &key, "mtls.event").await;
+    wait_for(&gw, &key, &id, |d| d["status"] == "delivered").await;
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("authorization"), Some("Bearer mtls-tok-1"));
+
+    // The same destination without a certificate: the handshake is refused
+    // at the token endpoint, the attempt fails with that reason, retried.
+    let refused_before = server.handshakes_refused();
+    gw.call(
+        Method::POST,
+        "/v1/integrations",
+        &key,
+        Some(integration("plain.event", &hook, auth(None))),
+    )
+    .await;
+    let id = post_event(&gw, &key, "plain.event").await;
+    let d = wait_for(&gw, &key, &id, |d| d["lastError"].is_string()).await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert!(
+        d["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("token endpoint")),
+        "{d}"
+    );
+    assert!(server.handshakes_refused() > refused_before);
+    assert_eq!(server.received().len(), 1, "nothing got through");
+
+    for (tls, field) in [
+        (
+            json!({"certificate": "not a certificate", "private_key": pki.client.1}),
+            "authentication.tls_client_certificate.certificate",
+        ),
+        (
+            json!({"certificate": pki.client.0, "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+            "authentication.tls_client_certificate.private_key",
+        ),
+        (
+            json!({"certificate": pki.client.0, "private_key": pki.server.1}),
+            "authentication.tls_client_certificate.private_key",
+        ),
+        (
+            json!({"certificate": pki.client.0}),
+            "authentication.tls_client_certificate.private_key",
+        ),
+    ] {
+        let (status, body) = gw
+            .call(
+                Method::POST,
+                "/v1/integrations",
+                &key,
+                Some(integration("bad.cert", &hook, auth(Some(tls)))),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let fields: Vec<&str> = body["data"]["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(fields.contains(&field), "{field}: {body}");
+    }
 }

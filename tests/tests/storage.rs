@@ -64,6 +64,11 @@ fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
                 token_field: Some("id_token".into()),
                 key_id: None,
             },
+            tls_client_certificate: Some(hookgate::model::TlsIdentity {
+                certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                    .into(),
+                private_key: Secret::new("tls-private-key-pem"),
+            }),
         }),
         plugin: Some(PluginRef {
             name: "partner".into(),
@@ -808,6 +813,17 @@ async fn storage_suite_on_sqlite() {
     let path = dir.path().join("suite.db");
     let url = format!("sqlite://{}", path.display());
     suite(&url).await;
+    // The mTLS key is ciphertext in the table too.
+    let raw: Vec<u8> = rusqlite::Connection::open(&path)
+        .expect("open")
+        .query_row(
+            "SELECT tls_private_key FROM integrations WHERE id = 'int_2'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("row");
+    assert!(!raw.is_empty());
+    assert!(!raw.windows(11).any(|w| w == b"private-key"));
     rusqlite::Connection::open(&path)
         .expect("open")
         .execute(SWAP_SECRET, [])

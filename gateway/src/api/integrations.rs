@@ -7,9 +7,10 @@ use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, PluginRefIn, PluginRefOut, created, ok};
 use crate::model::{
     Authentication, ClientAuth, Filter, Hook, Integration, Method, Ordering, PluginRef, Secret,
-    TokenOptions, endpoint, new_id, now_ms,
+    TlsIdentity, TokenOptions, endpoint, new_id, now_ms,
 };
 use crate::pipeline::client_assertion::ClientKey;
+use crate::pipeline::clients::{IdentityError, check_identity};
 use crate::pipeline::request::is_gateway_owned;
 use crate::secrets;
 use axum::extract::State;
@@ -116,6 +117,29 @@ pub struct AuthenticationIn {
     pub extra_params: Option<BTreeMap<String, String>>,
     /// The token response's field holding the token (default `access_token`).
     pub token_field: Option<String>,
+    /// A client certificate for mutual TLS to the token endpoint and the
+    /// hooks' endpoints.
+    pub tls_client_certificate: Option<TlsCertificateIn>,
+}
+
+/// A client certificate and its key, PEM.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertificateIn {
+    /// The certificate chain, leaf first.
+    pub certificate: Option<String>,
+    /// Its private key. Kept like a secret: leave it out (or send
+    /// `[redacted]`) to keep the stored one.
+    pub private_key: Option<String>,
+}
+
+/// A client certificate as returned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TlsCertificateOut {
+    /// The certificate chain.
+    pub certificate: String,
+    /// Always `[redacted]`.
+    pub private_key: String,
 }
 
 /// Client credentials.
@@ -213,6 +237,9 @@ pub struct AuthenticationOut {
     /// The token response's field holding the token, when not `access_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_field: Option<String>,
+    /// The client certificate for mutual TLS, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_certificate: Option<TlsCertificateOut>,
 }
 
 /// Credentials as returned.
@@ -266,6 +293,12 @@ impl From<&Integration> for IntegrationOut {
                 audience: a.options.audience.clone(),
                 extra_params: a.options.extra_params.clone(),
                 token_field: a.options.token_field.clone(),
+                tls_client_certificate: a.tls_client_certificate.as_ref().map(|t| {
+                    TlsCertificateOut {
+                        certificate: t.certificate.clone(),
+                        private_key: REDACTED.into(),
+                    }
+                }),
             }),
             plugin: i.plugin.as_ref().map(PluginRefOut::from),
             config: i.config.clone(),
@@ -305,6 +338,13 @@ struct AuthenticationDraft {
     header_format: String,
     header_value_format: String,
     options: TokenOptions,
+    tls: Option<TlsDraft>,
+}
+
+struct TlsDraft {
+    certificate: String,
+    /// `None`: keep the stored key.
+    private_key: Option<String>,
 }
 
 impl IntegrationIn {
@@ -465,7 +505,9 @@ fn validate_auth(
         },
         p,
     );
+    let tls = a.tls_client_certificate.and_then(|t| validate_tls(t, p));
     Some(AuthenticationDraft {
+        tls,
         token_endpoint: endpoint?,
         client_id: client_id?,
         credential,
@@ -534,6 +576,67 @@ fn validate_credential(
         );
     }
     secret
+}
+
+const TLS_FIELD: &str = "authentication.tls_client_certificate";
+
+/// A client certificate: both parts read, and, when the key is given, the
+/// key is the certificate's.
+fn validate_tls(t: TlsCertificateIn, p: &mut Problems) -> Option<TlsDraft> {
+    let certificate = p.required(&format!("{TLS_FIELD}.certificate"), t.certificate)?;
+    let private_key = t.private_key.filter(|k| k != REDACTED);
+    let checked = TlsIdentity {
+        certificate: certificate.clone(),
+        private_key: Secret::new(private_key.clone().unwrap_or_default()),
+    };
+    match check_identity(&checked) {
+        Ok(()) => {}
+        // Without a key, only the certificate can be checked here.
+        Err(IdentityError::PrivateKey) if private_key.is_none() => {}
+        Err(e) => p.add(format!("{TLS_FIELD}.{}", e.field()), e.to_string()),
+    }
+    Some(TlsDraft {
+        certificate,
+        private_key,
+    })
+}
+
+/// The client certificate to store: the key given, or the stored one while
+/// the token endpoint stays at its origin (like the client secret).
+fn resolve_tls(
+    draft: Option<TlsDraft>,
+    token_endpoint: &str,
+    existing: Option<&Authentication>,
+) -> Result<Option<TlsIdentity>, ApiError> {
+    let Some(draft) = draft else { return Ok(None) };
+    let field = format!("{TLS_FIELD}.private_key");
+    let stored = existing.and_then(|e| {
+        e.tls_client_certificate
+            .as_ref()
+            .map(|t| (e.token_endpoint.as_str(), t))
+    });
+    let private_key = match (draft.private_key, stored) {
+        (Some(key), _) => Secret::new(key),
+        (None, Some((endpoint, t)))
+            if endpoint::origin(endpoint) == endpoint::origin(token_endpoint) =>
+        {
+            t.private_key.clone()
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::field(
+                &field,
+                "is required when the token endpoint moves to another origin",
+            ));
+        }
+        (None, None) => return Err(ApiError::field(&field, "is required")),
+    };
+    let identity = TlsIdentity {
+        certificate: draft.certificate,
+        private_key,
+    };
+    check_identity(&identity)
+        .map_err(|e| ApiError::field(&format!("{TLS_FIELD}.{}", e.field()), e.to_string()))?;
+    Ok(Some(identity))
 }
 
 /// Form parameters the gateway sets itself; `extra_params` may not.
@@ -608,7 +711,9 @@ fn resolve_auth(
         (None, Some(e)) => e.client_secret.clone(),
         (None, None) => return Err(ApiError::field(field, "is required")),
     };
+    let tls_client_certificate = resolve_tls(d.tls, &d.token_endpoint, existing)?;
     Ok(Some(Authentication {
+        tls_client_certificate,
         token_endpoint: d.token_endpoint,
         client_id: d.client_id,
         client_secret,

@@ -197,6 +197,18 @@ pub struct Authentication {
     pub header_value_format: String,
     /// How the token request is made, beyond the credentials.
     pub options: TokenOptions,
+    /// A client certificate for mutual TLS, to the token endpoint and the
+    /// hooks' endpoints.
+    pub tls_client_certificate: Option<TlsIdentity>,
+}
+
+/// A client certificate and its private key (PEM), for mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsIdentity {
+    /// The certificate chain, leaf first.
+    pub certificate: String,
+    /// The private key (stored encrypted).
+    pub private_key: Secret,
 }
 
 /// How a token request is made, beyond the client credentials (stored

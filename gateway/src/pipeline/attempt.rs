@@ -5,6 +5,7 @@
 //! recorder alone turns the outcome into the delivery's next state.
 
 use super::authorize::{AuthHeader, TokenCache};
+use super::clients::HttpClients;
 use super::deliver::{self, DestinationRates, HostLimits, Response};
 use super::record::{Outcome, Recorder};
 use super::request::{self, Outgoing};
@@ -29,7 +30,7 @@ pub struct Chain {
     pub(super) registry: Arc<Registry>,
     pub(super) routes: Routes,
     pub(super) tokens: TokenCache,
-    pub(super) http: reqwest::Client,
+    pub(super) http: HttpClients,
     pub(super) hosts: HostLimits,
     pub(super) rates: DestinationRates,
     pub(super) allow_private: bool,
@@ -84,9 +85,15 @@ impl Chain {
     ) -> Result<Outcome, Outcome> {
         let target = self.route(delivery).await?;
         let prepared = self.transform(delivery, event, &target, lease).await?;
+        // With a client certificate, the token endpoint and the hooks see it.
+        let http = self.http.client(
+            target
+                .authentication()
+                .and_then(|a| a.tls_client_certificate.as_ref()),
+        )?;
         let mut refreshed = false;
         loop {
-            let auth = self.authorize(&target, refreshed).await?;
+            let auth = self.authorize(&http, &target, refreshed).await?;
             let now = now_ms();
             let signature = sign::sign(
                 &delivery.id,
@@ -109,7 +116,7 @@ impl Chain {
                 telemetry::traceparent(&send).or_else(|| delivery.trace_context.clone());
             let request =
                 request::build(delivery, &prepared, signature, auth.as_ref(), traceparent);
-            let mut response = self.deliver(request).instrument(send).await?;
+            let mut response = self.deliver(&http, request).instrument(send).await?;
             if let Some(auth) = &auth {
                 response.excerpt = auth.redact(&response.excerpt);
             }
@@ -193,6 +200,7 @@ impl Chain {
     /// The rendered auth header, when the route wants a token.
     async fn authorize(
         &self,
+        http: &reqwest::Client,
         target: &Target,
         refresh: bool,
     ) -> Result<Option<AuthHeader>, Outcome> {
@@ -200,19 +208,21 @@ impl Chain {
             return Ok(None);
         };
         Ok(Some(
-            self.tokens
-                .header(&self.http, target.id(), auth, refresh)
-                .await?,
+            self.tokens.header(http, target.id(), auth, refresh).await?,
         ))
     }
 
     /// Sends, within the destination's limit of requests in flight; a busy
     /// destination defers the delivery rather than wait on a slot.
     /// Runs in the attempt's `send` span, which it marks with the answer.
-    async fn deliver(&self, request: Outgoing) -> Result<Response, Outcome> {
+    async fn deliver(
+        &self,
+        http: &reqwest::Client,
+        request: Outgoing,
+    ) -> Result<Response, Outcome> {
         let _permit = self.hosts.try_permit(&request.url)?;
         let sent = Instant::now();
-        let response = deliver::send(&self.http, request, self.allow_private).await;
+        let response = deliver::send(http, request, self.allow_private).await;
         metrics::histogram!("hookgate_attempt_duration_seconds")
             .record(sent.elapsed().as_secs_f64());
         let span = tracing::Span::current();

@@ -25,11 +25,32 @@ pub struct HttpSettings {
     pub timeout: Duration,
     /// Whether private destinations are allowed.
     pub allow_private: bool,
+    /// CA certificates (PEM) trusted besides the public roots, for
+    /// receivers and token endpoints with a private CA.
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
-/// Builds the client every delivery and token fetch uses.
-pub fn client(settings: &HttpSettings) -> reqwest::Client {
-    reqwest::Client::builder()
+/// Builds a client for deliveries and token fetches, presenting
+/// `identity` (mutual TLS) when given. See [`super::clients`].
+pub fn client(
+    settings: &HttpSettings,
+    identity: Option<&crate::model::TlsIdentity>,
+) -> Result<reqwest::Client, super::clients::IdentityError> {
+    let mut builder = reqwest::Client::builder().use_rustls_tls();
+    for root in &settings.extra_roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    if let Some(identity) = identity {
+        let pem = format!(
+            "{}\n{}",
+            identity.certificate.trim_end(),
+            identity.private_key.expose()
+        );
+        let identity = reqwest::Identity::from_pem(pem.as_bytes())
+            .map_err(|e| super::clients::IdentityError::Unusable(e.to_string()))?;
+        builder = builder.identity(identity);
+    }
+    builder
         .redirect(reqwest::redirect::Policy::none())
         // Never through a proxy from the environment: a proxy would resolve
         // names itself, past the SSRF guard below.
@@ -43,7 +64,7 @@ pub fn client(settings: &HttpSettings) -> reqwest::Client {
             allow_private: settings.allow_private,
         }))
         .build()
-        .expect("the HTTP client settings are valid")
+        .map_err(|e| super::clients::IdentityError::Unusable(e.to_string()))
 }
 
 /// A destination refused because it is (or resolves only to) a private
@@ -370,10 +391,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_resolving_to_a_private_address_is_refused_by_type() {
-        let http = client(&HttpSettings {
-            timeout: Duration::from_secs(5),
-            allow_private: false,
-        });
+        let http = client(
+            &HttpSettings {
+                timeout: Duration::from_secs(5),
+                allow_private: false,
+                extra_roots: Vec::new(),
+            },
+            None,
+        )
+        .expect("client");
         let request = Outgoing {
             method: Method::Post,
             url: "http://localhost:9/x".into(),

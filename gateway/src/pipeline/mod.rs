@@ -15,6 +15,7 @@
 pub mod attempt;
 pub mod authorize;
 pub mod client_assertion;
+pub mod clients;
 pub mod deliver;
 pub mod dry_run;
 pub mod ingest;

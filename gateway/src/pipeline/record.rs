@@ -226,6 +226,17 @@ impl From<StoreError> for Outcome {
     }
 }
 
+impl From<super::clients::IdentityError> for Outcome {
+    /// A stored client certificate the HTTP client refuses: the same next
+    /// time, until the integration is fixed.
+    fn from(error: super::clients::IdentityError) -> Self {
+        Self::Failed(Failure::gateway(format!(
+            "the client certificate {}: {error}",
+            error.field()
+        )))
+    }
+}
+
 impl From<SignError> for Outcome {
     fn from(error: SignError) -> Self {
         Self::Failed(Failure::gateway(error))

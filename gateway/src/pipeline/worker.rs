@@ -19,7 +19,8 @@
 
 use super::attempt::Chain;
 use super::authorize::TokenCache;
-use super::deliver::{self, DestinationRates, HostLimits, HttpSettings};
+use super::clients::HttpClients;
+use super::deliver::{DestinationRates, HostLimits, HttpSettings};
 use super::record::{Recorder, RetryPolicy};
 use super::route::Routes;
 use crate::model::{Delivery, Event, OrgId, new_id, now_ms};
@@ -77,7 +78,7 @@ impl Pipeline {
         // (events, replays) and this replica's retries and fan-outs.
         let wake = store.queue_changed();
         let chain = Chain {
-            http: deliver::client(&settings.http),
+            http: HttpClients::new(settings.http.clone()),
             allow_private: settings.http.allow_private,
             hosts: HostLimits::new(settings.per_endpoint),
             rates: DestinationRates::new(settings.replicas),

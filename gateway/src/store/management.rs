@@ -8,7 +8,8 @@ use crate::model::{
 use crate::secrets::SecretSlot;
 
 const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks, authentication, client_secret, \
-     signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified, filter, rate_limit, ordering";
+     signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified, filter, rate_limit, ordering, \
+     tls_private_key";
 const WEBHOOK_COLUMNS: &str = "id, organization_id, topic, urls, name, shop_id, method, plugin_name, plugin_version, \
      config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified, filter, rate_limit, ordering";
 
@@ -19,6 +20,12 @@ fn slot<'a>(i: &'a Integration, column: &'static str) -> SecretSlot<'a> {
         row: &i.id,
         column,
     }
+}
+
+/// The integration's mTLS private key, sealed.
+fn tls_key(cipher: &crate::secrets::Cipher, i: &Integration) -> Option<Vec<u8>> {
+    let identity = i.authentication.as_ref()?.tls_client_certificate.as_ref()?;
+    Some(cipher.encrypt(identity.private_key.expose(), slot(i, "tls_private_key")))
 }
 
 /// What a webhook's signing secrets are bound to. The current and the
@@ -195,7 +202,7 @@ impl Store {
     /// Stores a new integration and its routing rows.
     pub async fn insert_integration(&self, i: &Integration) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         );
         let cipher = &self.cipher;
         with_pool!(self, |p| {
@@ -223,6 +230,7 @@ impl Store {
                 .bind(filter_json(&i.filter))
                 .bind(i.rate_limit.map(i64::from))
                 .bind(i.ordering.as_str())
+                .bind(tls_key(cipher, i))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, "integration"))?;
@@ -240,7 +248,8 @@ impl Store {
             let updated = sqlx::query(
                 "UPDATE integrations SET name = $1, description = $2, hooks = $3, authentication = $4, client_secret = $5, \
                  signing_secret = $6, plugin_name = $7, plugin_version = $8, config = $9, enabled = $10, \
-                 disabled_reason = $11, modified = $12, filter = $13, rate_limit = $14, ordering = $15 WHERE id = $16 AND organization_id = $17",
+                 disabled_reason = $11, modified = $12, filter = $13, rate_limit = $14, ordering = $15, tls_private_key = $16 \
+                 WHERE id = $17 AND organization_id = $18",
             )
             .bind(&i.name)
             .bind(&i.description)
@@ -257,6 +266,7 @@ impl Store {
             .bind(filter_json(&i.filter))
             .bind(i.rate_limit.map(i64::from))
             .bind(i.ordering.as_str())
+            .bind(tls_key(cipher, i))
             .bind(&i.id)
             .bind(i.organization_id.as_str())
             .execute(&mut *tx)

@@ -7,7 +7,7 @@ use super::management::WEBHOOK_SIGNING_SECRET;
 use super::queue::executor::{FromRow, Row};
 use crate::model::{
     Attempt, Authentication, Delivery, DeliveryStatus, Event, EventType, Filter, Hook, Integration,
-    Method, Ordering, OrgId, PluginRef, Secret, TargetKind, Webhook,
+    Method, Ordering, OrgId, PluginRef, Secret, TargetKind, TlsIdentity, Webhook,
 };
 use crate::secrets::{Cipher, SecretSlot};
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ pub(super) struct IntegrationRow {
     pub hooks: String,
     pub authentication: Option<String>,
     pub client_secret: Option<Vec<u8>>,
+    pub tls_private_key: Option<Vec<u8>>,
     pub signing_secret: Vec<u8>,
     pub plugin_name: Option<String>,
     pub plugin_version: Option<String>,
@@ -102,6 +103,8 @@ pub(super) struct StoredAuth {
     pub header_value_format: String,
     #[serde(flatten)]
     pub options: crate::model::TokenOptions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<String>,
 }
 
 /// Turns a secret column (named) into its plaintext (or skips it, for
@@ -170,6 +173,10 @@ pub(super) fn auth_json(auth: &Authentication) -> String {
         header_format: auth.header_format.clone(),
         header_value_format: auth.header_value_format.clone(),
         options: auth.options.clone(),
+        tls_certificate: auth
+            .tls_client_certificate
+            .as_ref()
+            .map(|t| t.certificate.clone()),
     })
     .unwrap_or_default()
 }
@@ -199,10 +206,22 @@ impl IntegrationRow {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
+        let tls_private_key = self
+            .tls_private_key
+            .as_deref()
+            .map(|key| decrypt(cipher, key, slot("tls_private_key")))
+            .transpose()?;
         let authentication = match (self.authentication, client_secret) {
             (Some(json), Some(client_secret)) => {
                 let a: StoredAuth =
                     serde_json::from_str(&json).map_err(|e| corrupt("authentication", e))?;
+                let tls_client_certificate = match (a.tls_certificate, tls_private_key) {
+                    (Some(certificate), Some(private_key)) => Some(TlsIdentity {
+                        certificate,
+                        private_key,
+                    }),
+                    _ => None,
+                };
                 Some(Authentication {
                     token_endpoint: a.token_endpoint,
                     client_id: a.client_id,
@@ -211,6 +230,7 @@ impl IntegrationRow {
                     header_format: a.header_format,
                     header_value_format: a.header_value_format,
                     options: a.options,
+                    tls_client_certificate,
                 })
             }
             _ => None,
