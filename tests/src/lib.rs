@@ -1,6 +1,7 @@
 //! Shared helpers for the black-box tests: build the real plugins and the
 //! real `hookgate` binary once, and hand their paths to the tests.
 
+pub mod browser;
 pub mod peers;
 
 use std::path::{Path, PathBuf};

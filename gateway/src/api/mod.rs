@@ -13,6 +13,8 @@ mod organizations;
 mod plugins;
 mod ratelimit;
 mod sources;
+mod stats;
+mod ui;
 mod validate;
 mod webhooks;
 
@@ -264,6 +266,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::get))
         .routes(routes!(events::replay))
         .routes(routes!(events::replay_many))
+        .routes(routes!(stats::get))
         .routes(routes!(sources::create, sources::list))
         .routes(routes!(sources::get, sources::delete))
         .routes(routes!(sources::ingest))
@@ -284,8 +287,9 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// Routes an organization key reaches, and so its rate limit.
-const ORGANIZATION_ROUTES: [&str; 6] = [
+const ORGANIZATION_ROUTES: [&str; 7] = [
     "/v1/event-types",
+    "/v1/stats",
     "/v1/sources",
     "/v1/integrations",
     "/v1/webhooks",
@@ -339,6 +343,7 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = router().split_for_parts();
     router
         .route("/openapi.json", axum::routing::get(ops::openapi))
+        .merge(ui::routes())
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -12,9 +12,11 @@ mod plugins;
 mod queue;
 mod rows;
 mod sources;
+mod stats;
 
 pub use plugins::{ActivePlugin, TransformedEvent};
 pub use queue::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
+pub use stats::{Bucket, FailingDestination, Stats};
 
 use crate::secrets::Cipher;
 use queue::Writer;

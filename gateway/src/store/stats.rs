@@ -1,0 +1,129 @@
+//! Counts for the dashboard: one organization's events and deliveries per
+//! time bucket, its queue depth, and the destinations failing most. Each
+//! query reads one organization's rows in the window from an index that
+//! starts with the organization.
+
+use super::{Store, StoreError, with_pool};
+use crate::model::{EpochMs, OrgId};
+use std::collections::BTreeMap;
+
+/// Counts in one time bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bucket {
+    /// Start, epoch ms.
+    pub start: EpochMs,
+    /// Events accepted.
+    pub events: i64,
+    /// Deliveries made in the bucket, by their status now.
+    pub deliveries: BTreeMap<String, i64>,
+}
+
+/// A destination with failed or dead deliveries in the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingDestination {
+    /// The subscription or integration.
+    pub target_id: String,
+    /// The URL.
+    pub endpoint: String,
+    /// Failed and dead deliveries in the window.
+    pub failures: i64,
+    /// The most recent of their errors.
+    pub last_error: Option<String>,
+}
+
+/// What the overview shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Oldest first, every bucket of the window (empty ones too).
+    pub buckets: Vec<Bucket>,
+    /// Deliveries waiting to be sent, now.
+    pub pending: i64,
+    /// The five destinations with the most failures in the window.
+    pub failing: Vec<FailingDestination>,
+}
+
+impl Store {
+    /// `organization_id`'s counts in `count` buckets of `bucket_ms` ending now.
+    pub async fn stats(
+        &self,
+        organization_id: &OrgId,
+        now: EpochMs,
+        bucket_ms: i64,
+        count: i64,
+    ) -> Result<Stats, StoreError> {
+        let since = now - now.rem_euclid(bucket_ms) - bucket_ms * (count - 1);
+        let org = organization_id.as_str();
+        let (events, deliveries, pending, failing): (
+            Vec<(i64, i64)>,
+            Vec<(i64, String, i64)>,
+            i64,
+            Vec<(String, String, i64, Option<String>)>,
+        ) = with_pool!(self, |p| tokio::try_join!(
+            sqlx::query_as(
+                "SELECT (created - $2) / $3, COUNT(*) FROM events \
+                 WHERE organization_id = $1 AND created >= $2 GROUP BY 1"
+            )
+            .bind(org)
+            .bind(since)
+            .bind(bucket_ms)
+            .fetch_all(p),
+            sqlx::query_as(
+                "SELECT (created - $2) / $3, status, COUNT(*) FROM deliveries \
+                 WHERE organization_id = $1 AND created >= $2 GROUP BY 1, 2"
+            )
+            .bind(org)
+            .bind(since)
+            .bind(bucket_ms)
+            .fetch_all(p),
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE organization_id = $1 AND status = 'pending'"
+            )
+            .bind(org)
+            .fetch_one(p),
+            sqlx::query_as(
+                "SELECT d.target_id, MIN(d.endpoint), COUNT(*), \
+                   (SELECT e.last_error FROM deliveries e WHERE e.organization_id = $1 \
+                      AND e.target_id = d.target_id AND e.status IN ('failed', 'dead') \
+                    ORDER BY e.created DESC, e.id DESC LIMIT 1) \
+                 FROM deliveries d WHERE d.organization_id = $1 AND d.created >= $2 \
+                   AND d.status IN ('failed', 'dead') \
+                 GROUP BY d.target_id ORDER BY COUNT(*) DESC, d.target_id LIMIT 5"
+            )
+            .bind(org)
+            .bind(since)
+            .fetch_all(p),
+        )?);
+        let mut buckets: Vec<Bucket> = (0..count)
+            .map(|i| Bucket {
+                start: since + i * bucket_ms,
+                ..Bucket::default()
+            })
+            .collect();
+        let slot = |index: i64| usize::try_from(index).ok();
+        for (index, n) in events {
+            if let Some(bucket) = slot(index).and_then(|i| buckets.get_mut(i)) {
+                bucket.events = n;
+            }
+        }
+        for (index, status, n) in deliveries {
+            if let Some(bucket) = slot(index).and_then(|i| buckets.get_mut(i)) {
+                bucket.deliveries.insert(status, n);
+            }
+        }
+        Ok(Stats {
+            buckets,
+            pending,
+            failing: failing
+                .into_iter()
+                .map(
+                    |(target_id, endpoint, failures, last_error)| FailingDestination {
+                        target_id,
+                        endpoint,
+                        failures,
+                        last_error,
+                    },
+                )
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The dashboard in a real browser: headless Chromium over WebDriver
+//! against the real gateway. Sign in with an organization key, create a
+//! subscription through the form (a field error first), watch posted
+//! events appear, open a delivery's attempts and replay it; hostile data
+//! (a receiver answering with markup and script) is shown as text and
+//! runs nothing; axe-core finds no serious violation; one organization's
+//! key sees only its own data; the admin key sees the plugins. Screenshots
+//! of each page go to `target/screenshots/`.
+
+use hookgate_tests::browser::Browser;
+use hookgate_tests::peers::{Receiver, Reply};
+use hookgate_tests::{ADMIN_KEY, TestGateway, plugin_bytes};
+use reqwest::Method;
+use serde_json::json;
+
+const HOSTILE: &str = r#"<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>"#;
+
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    browser.fill(css, text).await;
+}
+
+async fn click(browser: &Browser, css: &str) {
+    browser.click(css).await;
+}
+
+async fn sign_in(browser: &Browser, gw: &TestGateway, key: &str) {
+    browser.goto(&format!("{}/ui/", gw.url)).await;
+    fill(browser, "#f-key", key).await;
+    click(browser, "form button[type=submit]").await;
+}
+
+async fn no_serious_violations(browser: &Browser, page: &str) {
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "{page}: {violations:#?}");
+}
+
+async fn pwned(browser: &Browser) -> serde_json::Value {
+    browser
+        .execute("return window.__pwned === undefined ? null : window.__pwned")
+        .await
+}
+
+#[tokio::test]
+async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("acme").await;
+    let (_, other_key) = gw.organization("other").await;
+    // The receiver answers with markup the dashboard must show as text.
+    let receiver = Receiver::scripted(|_, _| Reply {
+        body: HOSTILE.into(),
+        ..Reply::status(200)
+    })
+    .await;
+    let browser = Browser::start().await;
+
+    // The served page is locked down.
+    let page = reqwest::get(format!("{}/ui/", gw.url)).await.expect("get");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+
+    // A wrong key is refused on the sign-in form.
+    browser.goto(&format!("{}/ui/", gw.url)).await;
+    fill(&browser, "#f-key", "hg_not_a_key").await;
+    click(&browser, "form button[type=submit]").await;
+    browser.wait_for_text("That key was refused.").await;
+    no_serious_violations(&browser, "sign in").await;
+    browser.screenshot("sign-in").await;
+
+    sign_in(&browser, &gw, &key).await;
+    browser.wait_for_text("Events accepted").await;
+
+    // A subscription through the form: a refused URL first, its error
+    // shown beside the field; then a good one, its secret shown once.
+    click(&browser, "nav a[href='#/subscriptions']").await;
+    fill(&browser, "#f-topic", "order.created").await;
+    fill(&browser, "#f-url", "ftp://example.com/hook").await;
+    click(
+        &browser,
+        "form[aria-label='New subscription'] button[type=submit]",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while browser.text("[data-error-for=url]").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no field error shown");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let error = browser.text("[data-error-for=url]").await;
+    assert!(error.starts_with("url "), "{error}");
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('f-url').getAttribute('aria-invalid')")
+            .await,
+        "true"
+    );
+    fill(&browser, "#f-url", &format!("{}/hook", receiver.url)).await;
+    click(
+        &browser,
+        "form[aria-label='New subscription'] button[type=submit]",
+    )
+    .await;
+    browser.wait_for_text("Signing secret, shown once").await;
+    let (_, subs) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
+    assert_eq!(subs["data"]["total"], 1, "{subs}");
+    no_serious_violations(&browser, "subscriptions").await;
+    browser.screenshot("subscriptions").await;
+
+    // Events posted through the API appear among the deliveries.
+    for n in 0..3 {
+        let (status, _) = gw
+            .call(
+                Method::POST,
+                "/v1/events",
+                &key,
+                Some(json!({"type": "order.created", "payload": {"n": n, "note": HOSTILE}})),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    receiver.wait_for(3).await;
+    click(&browser, "nav a[href='#/deliveries']").await;
+    browser.wait_for_text("3 deliveries").await;
+    let delivered = browser.find_all("td.status-delivered").await;
+    assert_eq!(delivered.len(), 3);
+    no_serious_violations(&browser, "deliveries").await;
+    browser.screenshot("deliveries").await;
+
+    // One delivery's attempts, with the receiver's hostile answer as text.
+    click(&browser, "tbody a[href^='#/deliveries/dlv_']").await;
+    browser.wait_for_text("Attempts").await;
+    browser.wait_for_text(HOSTILE).await;
+    assert_eq!(
+        pwned(&browser).await,
+        serde_json::Value::Null,
+        "the markup ran"
+    );
+    let images = browser.find_all("main img, main script").await;
+    assert!(images.is_empty(), "markup became elements");
+    no_serious_violations(&browser, "delivery").await;
+    browser.screenshot("delivery").await;
+    click(&browser, "#replay").await;
+    browser.wait_for_text("Replay queued.").await;
+    receiver.wait_for(4).await;
+
+    // The overview counts them.
+    click(&browser, "nav a[href='#/overview']").await;
+    browser.wait_for_text("Queue depth").await;
+    let cards = browser.text(".cards").await;
+    assert!(cards.contains("3\nEvents accepted"), "{cards}");
+    no_serious_violations(&browser, "overview").await;
+    browser.screenshot("overview").await;
+
+    // Another organization's key sees none of it.
+    click(&browser, "#sign-out").await;
+    sign_in(&browser, &gw, &other_key).await;
+    browser.wait_for_text("Events accepted").await;
+    click(&browser, "nav a[href='#/deliveries']").await;
+    browser.wait_for_text("0 deliveries").await;
+    assert_eq!(pwned(&browser).await, serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn the_admin_key_sees_and_rolls_back_plugins() {
+    let gw = TestGateway::start().await;
+    for plugin in ["standard", "partner"] {
+        let response = gw
+            .request(Method::PUT, "/v1/plugins/shape", ADMIN_KEY)
+            .header("content-type", "application/wasm")
+            .body(plugin_bytes(plugin))
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(response.status(), 201);
+    }
+    let (_, versions) = gw
+        .call(Method::GET, "/v1/plugins/shape", ADMIN_KEY, None)
+        .await;
+    let inactive = versions["data"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["active"] == false)
+        .expect("the first upload is no longer active")["version"]
+        .as_str()
+        .expect("version")
+        .to_owned();
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &gw, ADMIN_KEY).await;
+    browser.wait_for_text("Plugins").await;
+    let button = format!("button[aria-label='Activate shape {}']", &inactive[..12]);
+    click(&browser, &button).await;
+    browser.wait_for_text("is active.").await;
+    let (_, versions) = gw
+        .call(Method::GET, "/v1/plugins/shape", ADMIN_KEY, None)
+        .await;
+    let active = versions["data"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["active"] == true)
+        .expect("one active")["version"]
+        .clone();
+    assert_eq!(active, inactive.as_str(), "rolled back through the page");
+    no_serious_violations(&browser, "plugins").await;
+    browser.screenshot("plugins").await;
+}
