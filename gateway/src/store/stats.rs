@@ -42,6 +42,15 @@ pub struct Stats {
     pub failing: Vec<FailingDestination>,
 }
 
+/// What the four statements read: events per bucket, deliveries per
+/// bucket and status, pending deliveries, failing destinations.
+type StatsRows = (
+    Vec<(i64, i64)>,
+    Vec<(i64, String, i64)>,
+    i64,
+    Vec<(String, String, i64, Option<String>)>,
+);
+
 impl Store {
     /// `organization_id`'s counts in `count` buckets of `bucket_ms` ending now.
     pub async fn stats(
@@ -53,12 +62,7 @@ impl Store {
     ) -> Result<Stats, StoreError> {
         let since = now - now.rem_euclid(bucket_ms) - bucket_ms * (count - 1);
         let org = organization_id.as_str();
-        let (events, deliveries, pending, failing): (
-            Vec<(i64, i64)>,
-            Vec<(i64, String, i64)>,
-            i64,
-            Vec<(String, String, i64, Option<String>)>,
-        ) = with_pool!(self, |p| tokio::try_join!(
+        let (events, deliveries, pending, failing): StatsRows = with_pool!(self, |p| tokio::try_join!(
             sqlx::query_as(
                 "SELECT (created - $2) / $3, COUNT(*) FROM events \
                  WHERE organization_id = $1 AND created >= $2 GROUP BY 1"
