@@ -162,7 +162,8 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
         println!("event {id}: {}", statuses.join("; "));
     }
     println!(
-        "\nThe gateway keeps running: try `curl -H 'Authorization: Bearer {key}' {base}/v1/deliveries`. Ctrl-C stops it."
+        "\nThe gateway keeps running. Dashboard: {base}/ui/ — sign in with the key {key}\n\
+         (or the admin key for plugins). API: `curl -H 'Authorization: Bearer {key}' {base}/v1/deliveries`. Ctrl-C stops it."
     );
     gateway.await??;
     Ok(())
