@@ -212,3 +212,100 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
     no_serious_violations(&browser, "plugins").await;
     browser.screenshot("plugins").await;
 }
+
+/// What the overview draws: events and deliveries by status in the
+/// current bucket, the queue depth, and the failing destination with its
+/// latest error; another organization's counts are its own.
+#[tokio::test]
+async fn stats_count_by_bucket_and_name_the_failing_destinations() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("counted").await;
+    let (_, other) = gw.organization("elsewhere").await;
+    let good = Receiver::ok().await;
+    let bad = Receiver::scripted(|_, _| Reply {
+        body: "no such customer".into(),
+        ..Reply::status(422)
+    })
+    .await;
+    for (topic, url) in [("ok.event", &good.url), ("bad.event", &bad.url)] {
+        let (status, body) = gw
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                &key,
+                Some(json!({"topic": topic, "url": url})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for topic in [
+        "ok.event",
+        "ok.event",
+        "bad.event",
+        "bad.event",
+        "bad.event",
+    ] {
+        let (status, _) = gw
+            .call(
+                Method::POST,
+                "/v1/events",
+                &key,
+                Some(json!({"type": topic, "payload": {}})),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    good.wait_for(2).await;
+    bad.wait_for(3).await;
+    // Summed over the buckets: the run may straddle a bucket's end.
+    let sum = |stats: &serde_json::Value, what: &dyn Fn(&serde_json::Value) -> i64| -> i64 {
+        stats["buckets"]
+            .as_array()
+            .map_or(0, |b| b.iter().map(what).sum())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stats = loop {
+        let (status, stats) = gw.call(Method::GET, "/v1/stats", &key, None).await;
+        assert_eq!(status, 200, "{stats}");
+        let data = &stats["data"];
+        let failed = sum(data, &|b| b["deliveries"]["failed"].as_i64().unwrap_or(0));
+        let delivered = sum(data, &|b| {
+            b["deliveries"]["delivered"].as_i64().unwrap_or(0)
+        });
+        if failed == 3 && delivered == 2 {
+            break data.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(stats["window"], "hour");
+    assert_eq!(stats["buckets"].as_array().map(Vec::len), Some(12));
+    assert_eq!(sum(&stats, &|b| b["events"].as_i64().unwrap_or(0)), 5);
+    assert_eq!(stats["queueDepth"], 0);
+    let failing = &stats["failingDestinations"];
+    assert_eq!(failing.as_array().map(Vec::len), Some(1), "{failing}");
+    assert_eq!(failing[0]["failures"], 3);
+    assert_eq!(failing[0]["endpoint"], bad.url.as_str());
+    assert!(
+        failing[0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("422")),
+        "{failing}"
+    );
+
+    let (_, day) = gw
+        .call(Method::GET, "/v1/stats?window=day", &key, None)
+        .await;
+    assert_eq!(day["data"]["buckets"].as_array().map(Vec::len), Some(24));
+    assert_eq!(sum(&day["data"], &|b| b["events"].as_i64().unwrap_or(0)), 5);
+    let (status, _) = gw
+        .call(Method::GET, "/v1/stats?window=week", &key, None)
+        .await;
+    assert_eq!(status, 400);
+    let (_, theirs) = gw.call(Method::GET, "/v1/stats", &other, None).await;
+    assert_eq!(
+        sum(&theirs["data"], &|b| b["events"].as_i64().unwrap_or(0)),
+        0
+    );
+    assert_eq!(theirs["data"]["failingDestinations"], json!([]));
+}

@@ -35,7 +35,7 @@ pub struct StatsOut {
     /// Deliveries waiting to be sent, now.
     pub queue_depth: i64,
     /// The five destinations with the most failed or dead deliveries made
-    /// in the window.
+    /// in the window (counted among at most 100,000 of them).
     pub failing_destinations: Vec<FailingOut>,
 }
 
