@@ -218,7 +218,23 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
 /// latest error; another organization's counts are its own.
 #[tokio::test]
 async fn stats_count_by_bucket_and_name_the_failing_destinations() {
-    let gw = TestGateway::start().await;
+    stats_are_counted(TestGateway::start().await).await;
+}
+
+#[tokio::test]
+async fn stats_on_postgres() {
+    let Some(url) = hookgate_tests::fresh_postgres_database().await else {
+        return;
+    };
+    let gw = TestGateway::start_with(hookgate_tests::GatewayOptions {
+        database_url: Some(url),
+        ..Default::default()
+    })
+    .await;
+    stats_are_counted(gw).await;
+}
+
+async fn stats_are_counted(gw: TestGateway) {
     let (_, key) = gw.organization("counted").await;
     let (_, other) = gw.organization("elsewhere").await;
     let good = Receiver::ok().await;
