@@ -252,6 +252,36 @@ async function delivery(id) {
           el('td', {}, a.statusCode ?? ''), el('td', {}, a.error || ''), el('td', {}, el('pre', {}, a.responseExcerpt || '')))))));
 }
 
+// ---------------------------------------------------------------- destinations
+
+async function destinations() {
+  const found = await api('GET', '/v1/destinations?limit=50');
+  const percent = (rate) => (rate === null || rate === undefined ? '' : `${(rate * 100).toFixed(1)} %`);
+  const rows = found.items.map((d) => {
+    const toggle = el('button', { type: 'button', class: 'secondary', 'aria-label': `${d.enabled ? 'Disable' : 'Enable'} ${d.endpoint}` }, d.enabled ? 'Disable' : 'Enable');
+    toggle.addEventListener('click', async () => {
+      const path = d.kind === 'webhook' ? `/v1/webhooks/${encodeURIComponent(d.destinationId)}` : `/v1/integrations/${encodeURIComponent(d.destinationId)}`;
+      try {
+        const current = await api('GET', path);
+        await api('PUT', path, { ...current, enabled: !d.enabled });
+        say(`${d.endpoint} ${d.enabled ? 'disabled' : 'enabled'}.`);
+        await destinations();
+      } catch (error) { say(error.message); }
+    });
+    return el('tr', {},
+      el('td', { class: 'mono' }, el('a', { href: `#/deliveries?destinationId=${encodeURIComponent(d.destinationId)}` }, d.destinationId)),
+      el('td', {}, d.name), el('td', { class: 'mono' }, d.endpoint),
+      el('td', {}, percent(d.successRate)), el('td', {}, d.p95LatencyMs === null ? '' : `${d.p95LatencyMs} ms`),
+      el('td', {}, d.recentDeliveries), el('td', {}, d.lastError || ''),
+      el('td', { class: d.enabled ? 'status-delivered' : 'status-failed' }, d.enabled ? 'enabled' : `disabled: ${d.disabledReason || ''}`),
+      el('td', {}, toggle));
+  });
+  page('Destinations',
+    el('p', {}, `${found.total} destinations; health from each one's last 200 deliveries.`),
+    el('table', {}, el('thead', {}, el('tr', {}, ['Destination', 'Name', 'Endpoint', 'Success', 'p95', 'Recent', 'Last error', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows)));
+}
+
 // ---------------------------------------------------------------- subscriptions
 
 async function subscriptions() {
@@ -337,6 +367,7 @@ async function render() {
     if (path.startsWith('/deliveries/')) await delivery(decodeURIComponent(path.slice('/deliveries/'.length)));
     else if (path === '/deliveries') await deliveries(params);
     else if (path === '/subscriptions') await subscriptions();
+    else if (path === '/destinations') await destinations();
     else if (path === '/plugins') await plugins();
     else if (role === 'admin') await plugins();
     else await overview(params);

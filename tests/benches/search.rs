@@ -98,6 +98,7 @@ async fn main() {
         ("overview, last hour", "/v1/stats?window=hour"),
         ("overview, last day", "/v1/stats?window=day"),
         ("deliveries page", "/v1/deliveries?limit=50"),
+        ("destinations page", "/v1/destinations?limit=50"),
         ("subscriptions page", "/v1/webhooks?limit=100"),
     ] {
         let (p50, p99) = time_get(&gw, &key, path, pages.min(100)).await;

@@ -157,6 +157,35 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     no_serious_violations(&browser, "overview").await;
     browser.screenshot("overview").await;
 
+    // Destinations: the subscription's health, and turning it off.
+    click(&browser, "nav a[href='#/destinations']").await;
+    browser.wait_for_text("100.0 %").await;
+    no_serious_violations(&browser, "destinations").await;
+    browser.screenshot("destinations").await;
+    click(&browser, "tbody button").await;
+    browser
+        .wait_for_text("disabled: disabled through the API")
+        .await;
+    let (_, subs) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
+    assert_eq!(subs["data"]["items"][0]["enabled"], false, "{subs}");
+    let (_, accepted) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "order.created", "payload": {}})),
+        )
+        .await;
+    assert_eq!(
+        accepted["data"]["deliveries"],
+        json!([]),
+        "a disabled subscription gets nothing"
+    );
+    click(&browser, "tbody button").await;
+    browser.wait_for_text("enabled").await;
+    let (_, subs) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
+    assert_eq!(subs["data"]["items"][0]["enabled"], true, "{subs}");
+
     // Another organization's key sees none of it.
     click(&browser, "#sign-out").await;
     sign_in(&browser, &gw, &other_key).await;
@@ -324,4 +353,84 @@ async fn stats_are_counted(gw: TestGateway) {
         0
     );
     assert_eq!(theirs["data"]["failingDestinations"], json!([]));
+}
+
+/// `GET /v1/destinations`: each subscription URL and integration hook with
+/// its recent success rate, p95 latency and last error.
+#[tokio::test]
+async fn destinations_report_recent_health() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("health").await;
+    let flaky = Receiver::scripted(|n, _| Reply::status(if n % 2 == 0 { 200 } else { 400 })).await;
+    let (status, body) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "t", "url": format!("{}/a", flaky.url)})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = gw
+        .call(Method::POST, "/v1/integrations", &key, Some(json!({"name": "crm", "hooks": [{"type": "t", "endpoint": format!("{}/b", flaky.url)}]})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for _ in 0..4 {
+        gw.call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "t", "payload": {}})),
+        )
+        .await;
+    }
+    flaky.wait_for(8).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let list = loop {
+        let (status, list) = gw.call(Method::GET, "/v1/destinations", &key, None).await;
+        assert_eq!(status, 200, "{list}");
+        let finished: i64 = list["data"]["items"].as_array().map_or(0, |items| {
+            items
+                .iter()
+                .filter(|d| d["successRate"].is_number())
+                .map(|d| d["recentDeliveries"].as_i64().unwrap_or(0))
+                .sum()
+        });
+        if finished == 8
+            && list["data"]["items"]
+                .as_array()
+                .is_some_and(|i| i.iter().all(|d| d["successRate"].is_number()))
+        {
+            break list["data"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(list["total"], 2);
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items[0]["kind"], "webhook");
+    assert_eq!(items[1]["kind"], "integration");
+    assert_eq!(items[1]["name"], "crm · t");
+    let delivered: f64 = items
+        .iter()
+        .map(|d| d["successRate"].as_f64().unwrap_or(0.0) * 4.0)
+        .sum();
+    assert_eq!(
+        delivered.round() as i64,
+        4,
+        "half of the eight went through: {list}"
+    );
+    assert!(
+        items.iter().all(|d| d["p95LatencyMs"].is_number()),
+        "{list}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|d| d["lastError"].as_str().is_some_and(|e| e.contains("400"))),
+        "{list}"
+    );
+    let (_, other) = gw.organization("stranger").await;
+    let (_, theirs) = gw.call(Method::GET, "/v1/destinations", &other, None).await;
+    assert_eq!(theirs["data"]["total"], 0);
 }

@@ -2,6 +2,7 @@
 //! envelope, authentication and the OpenAPI document. Nothing below this
 //! module knows axum.
 
+mod destinations;
 pub mod error;
 mod event_types;
 mod events;
@@ -267,6 +268,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::replay))
         .routes(routes!(events::replay_many))
         .routes(routes!(stats::get))
+        .routes(routes!(destinations::list))
         .routes(routes!(sources::create, sources::list))
         .routes(routes!(sources::get, sources::delete))
         .routes(routes!(sources::ingest))
@@ -287,7 +289,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// Routes an organization key reaches, and so its rate limit.
-const ORGANIZATION_ROUTES: [&str; 7] = [
+const ORGANIZATION_ROUTES: [&str; 8] = [
+    "/v1/destinations",
     "/v1/event-types",
     "/v1/stats",
     "/v1/sources",

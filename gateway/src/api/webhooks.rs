@@ -53,6 +53,10 @@ pub struct WebhookIn {
     /// `none` (default) or `fifo`: deliveries to each endpoint one at a
     /// time, in acceptance order; a head being retried holds the rest.
     pub ordering: Option<String>,
+    /// `false` stops deliveries to it; `true` (the default) turns it back
+    /// on, including after the gateway disabled it, with a fresh failure
+    /// window.
+    pub enabled: Option<bool>,
     /// Read-only; ignored (lets a fetched object be sent back whole).
     #[schema(read_only)]
     #[allow(dead_code)] // accepted so a fetched object can be sent back; ignored
@@ -124,7 +128,9 @@ pub struct WebhookOut {
     pub deleted: bool,
     /// Whether it was changed after creation.
     pub updated: bool,
-    /// Why the gateway disabled it, if it did.
+    /// Whether deliveries are made to it.
+    pub enabled: bool,
+    /// Why it is disabled, if it is.
     pub disabled_reason: Option<String>,
     /// The signing secret (`whsec_…`): only in the answers to create and rotate.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,6 +158,7 @@ impl From<&Webhook> for WebhookOut {
             modified: w.modified,
             deleted: w.deleted,
             updated: w.modified > w.created,
+            enabled: w.disabled_reason.is_none(),
             disabled_reason: w.disabled_reason.clone(),
             secret: None,
         }
@@ -169,7 +176,12 @@ struct Validated {
     filter: Option<Filter>,
     rate_limit: Option<u32>,
     ordering: Ordering,
+    /// Why it is disabled: by its owner, or not at all.
+    disabled_reason: Option<String>,
 }
+
+/// The reason a subscription turned off through the API carries.
+const DISABLED_BY_OWNER: &str = "disabled through the API";
 
 impl WebhookIn {
     fn validate(self, allow_private: bool) -> Result<Validated, ApiError> {
@@ -241,6 +253,7 @@ impl WebhookIn {
             filter,
             rate_limit: self.rate_limit,
             ordering,
+            disabled_reason: (self.enabled == Some(false)).then(|| DISABLED_BY_OWNER.to_owned()),
         })
     }
 }
@@ -297,7 +310,7 @@ pub async fn create(
         secret: Secret::new(secrets::new_signing_secret()),
         previous_secret: None,
         deleted: false,
-        disabled_reason: None,
+        disabled_reason: v.disabled_reason,
         created: now,
         modified: now,
     };
@@ -386,7 +399,7 @@ pub async fn update(
         filter: v.filter,
         rate_limit: v.rate_limit,
         ordering: v.ordering,
-        disabled_reason: None,
+        disabled_reason: v.disabled_reason,
         modified: now_ms().max(existing.modified + 1),
         ..existing
     };

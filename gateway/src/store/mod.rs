@@ -16,7 +16,7 @@ mod stats;
 
 pub use plugins::{ActivePlugin, TransformedEvent};
 pub use queue::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
-pub use stats::{Bucket, FailingDestination, Stats};
+pub use stats::{Bucket, DestinationHealth, FailingDestination, Stats};
 
 use crate::secrets::Cipher;
 use queue::Writer;

@@ -141,3 +141,61 @@ impl Store {
         })
     }
 }
+
+/// How a destination has been doing, from its most recent deliveries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DestinationHealth {
+    /// Deliveries looked at (at most the number asked for).
+    pub deliveries: i64,
+    /// Of those, delivered.
+    pub delivered: i64,
+    /// Of those, failed or dead.
+    pub failed: i64,
+    /// The 95th percentile of their last attempts' durations, ms.
+    pub p95_ms: Option<i64>,
+    /// The most recent error among them.
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// The health of destination `endpoint` of route `target_id`, from its
+    /// `recent` newest deliveries (the `(organization_id, target_id,
+    /// created, id)` index, newest first; each last attempt by key).
+    pub async fn destination_health(
+        &self,
+        organization_id: &OrgId,
+        target_id: &str,
+        endpoint: &str,
+        recent: i64,
+    ) -> Result<DestinationHealth, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<i64>)> = with_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT d.status, d.last_error, \
+               (SELECT a.duration_ms FROM attempts a WHERE a.delivery_id = d.id \
+                ORDER BY a.attempt DESC LIMIT 1) \
+             FROM deliveries d WHERE d.organization_id = $1 AND d.target_id = $2 AND d.endpoint = $3 \
+             ORDER BY d.created DESC, d.id DESC LIMIT $4"
+        )
+        .bind(organization_id.as_str())
+        .bind(target_id)
+        .bind(endpoint)
+        .bind(recent)
+        .fetch_all(p)
+        .await?
+        });
+        let mut durations: Vec<i64> = rows.iter().filter_map(|r| r.2).collect();
+        durations.sort_unstable();
+        let p95_ms = (!durations.is_empty())
+            .then(|| durations[(durations.len() * 95).div_ceil(100).saturating_sub(1)]);
+        Ok(DestinationHealth {
+            deliveries: rows.len() as i64,
+            delivered: rows.iter().filter(|r| r.0 == "delivered").count() as i64,
+            failed: rows
+                .iter()
+                .filter(|r| r.0 == "failed" || r.0 == "dead")
+                .count() as i64,
+            p95_ms,
+            last_error: rows.iter().find_map(|r| r.1.clone()),
+        })
+    }
+}
