@@ -41,14 +41,31 @@ async fn main() {
     let (big, key) = gw.organization("big").await;
     let (other, _) = gw.organization("other").await;
     let (small, small_key) = gw.organization("small").await;
+    // The big organization's destinations are real subscriptions (the
+    // dashboard's destinations page lists them); the fill spreads the
+    // deliveries over them.
+    let mut destinations = Vec::with_capacity(DESTINATIONS);
+    for n in 0..DESTINATIONS {
+        let (status, body) = gw
+            .call(
+                reqwest::Method::POST,
+                "/v1/webhooks",
+                &key,
+                Some(serde_json::json!({"topic": format!("order.{n}"), "url": "https://receiver.example/hook"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        destinations.push(body["data"]["id"].as_str().expect("id").to_owned());
+    }
+    let wh_42 = destinations[42].clone();
     let now = now_ms();
     let started = Instant::now();
     let db = gw.database_path();
     tokio::task::spawn_blocking(move || {
-        fill(&db, "dlv_", deliveries, now, |i| {
+        fill(&db, "dlv_", deliveries, now, &destinations, |i| {
             if i % 10 == 9 { &other } else { &big }
         });
-        fill(&db, "dlv_small_", 3, now, |_| &small);
+        fill(&db, "dlv_small_", 3, now, &destinations, |_| &small);
     })
     .await
     .expect("fill");
@@ -63,7 +80,7 @@ async fn main() {
         ("newest page", String::new()),
         ("status=dead", "status=dead".into()),
         ("eventType", "eventType=order.7".into()),
-        ("destinationId", "destinationId=wh_42".into()),
+        ("destinationId", format!("destinationId={wh_42}")),
         (
             "one-hour window",
             format!("since={hour_ago_2d}&until={}", hour_ago_2d + 3600 * 1000),
@@ -71,7 +88,7 @@ async fn main() {
         ("eventType + status", "eventType=order.7&status=dead".into()),
         (
             "destination + window",
-            format!("destinationId=wh_42&since={}&until={now}", now - day),
+            format!("destinationId={wh_42}&since={}&until={now}", now - day),
         ),
         ("page 21 (start=1000)", "start=1000".into()),
     ];
@@ -161,6 +178,7 @@ fn fill<'a>(
     id_prefix: &str,
     n: usize,
     now: i64,
+    destinations: &[String],
     org: impl Fn(usize) -> &'a str,
 ) {
     let mut conn = rusqlite::Connection::open(db).expect("open");
@@ -190,7 +208,7 @@ fn fill<'a>(
                     org(i),
                     format!("evt_{:012}", i / 2),
                     format!("order.{}", mix((i / 2) as u64 | 1 << 40) % TYPES as u64),
-                    format!("wh_{}", mix(i as u64 | 2 << 40) % DESTINATIONS as u64),
+                    destinations[(mix(i as u64 | 2 << 40) % destinations.len() as u64) as usize],
                     status,
                     body,
                     created,
@@ -231,7 +249,8 @@ async fn write_cost() {
             }
         }
         let started = Instant::now();
-        tokio::task::spawn_blocking(move || fill(&db, "dlv_", ROWS, now_ms(), |_| &org))
+        let targets: Vec<String> = (0..DESTINATIONS).map(|n| format!("wh_{n}")).collect();
+        tokio::task::spawn_blocking(move || fill(&db, "dlv_", ROWS, now_ms(), &targets, |_| &org))
             .await
             .expect("fill");
         rates.push(ROWS as f64 / started.elapsed().as_secs_f64());
