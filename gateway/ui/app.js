@@ -325,6 +325,45 @@ async function subscriptions() {
   }
 }
 
+// ---------------------------------------------------------------- integrations
+
+async function integrations() {
+  const found = await api('GET', '/v1/integrations?limit=100');
+  const form = el('form', { class: 'inline', 'aria-label': 'New integration' },
+    field('Name', 'name', { required: true }),
+    field('Hook type', 'hooks[0].type', { required: true }),
+    field('Endpoint', 'hooks[0].endpoint', { required: true, size: 40 }),
+    el('button', { type: 'submit' }, 'Create'));
+  form.noValidate = true;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api('POST', '/v1/integrations', {
+        name: form.elements.name.value,
+        hooks: [{ type: form.elements['hooks[0].type'].value, endpoint: form.elements['hooks[0].endpoint'].value }],
+      });
+      await integrations();
+      main.querySelector('form').after(el('p', { class: 'secret' }, 'Signing secret, shown once: ', el('code', { class: 'mono' }, created.signingSecret || '')));
+    } catch (error) { showErrors(form, error); }
+  });
+  const rows = found.items.map((i) => {
+    const remove = el('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${i.name}` }, 'Delete');
+    remove.addEventListener('click', async () => {
+      await api('DELETE', `/v1/integrations/${encodeURIComponent(i.id)}`);
+      await integrations();
+      say(`Deleted ${i.name}.`);
+    });
+    const auth = i.authentication ? `OAuth2 ${i.authentication.client_auth || 'client_secret_basic'} at ${i.authentication.endpoint}` : 'none';
+    return el('tr', {}, el('td', { class: 'mono' }, i.id), el('td', {}, i.name),
+      el('td', {}, el('ul', {}, i.hooks.map((h) => el('li', {}, `${h.type} → `, el('span', { class: 'mono' }, h.endpoint))))),
+      el('td', {}, auth), el('td', {}, i.plugin ? i.plugin.name : ''),
+      el('td', {}, i.enabled ? 'enabled' : `disabled: ${i.disabledReason || ''}`), el('td', {}, remove));
+  });
+  page('Integrations', form,
+    el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Hooks', 'Authentication', 'Plugin', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows)));
+}
+
 // ---------------------------------------------------------------- plugins (admin)
 
 async function plugins() {
@@ -341,9 +380,31 @@ async function plugins() {
     });
     return el('tr', {}, cells, el('td', {}, activate));
   });
+  const candidates = all.filter((p) => !p.active);
+  const dry = el('form', { class: 'inline', 'aria-label': 'Dry run' },
+    field('Candidate version', 'candidate', { options: candidates.map((p) => [`${p.name} ${p.version}`, `${p.name} ${p.version.slice(0, 12)}`]) }),
+    el('button', { type: 'submit' }, 'Dry run'));
+  const results = el('div', { 'aria-live': 'polite' });
+  dry.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const [name, version] = dry.elements.candidate.value.split(' ');
+    try {
+      const run = await api('POST', `/v1/plugins/${encodeURIComponent(name)}/dry-run`, { version, limit: 50 });
+      const text = (side) => (side?.error !== undefined ? `error: ${side.error}` : JSON.stringify(side?.outcome ?? side, null, 1));
+      results.replaceChildren(
+        el('p', {}, `${run.same} same, ${run.changed} changed, ${run.candidateFailed} failed with the candidate.`),
+        el('table', {}, el('thead', {}, el('tr', {}, ['Event', 'Same', 'Active version', 'Candidate'].map((h) => el('th', { scope: 'col' }, h)))),
+          el('tbody', {}, run.events.map((e) => el('tr', {},
+            el('td', { class: 'mono' }, e.eventId), el('td', {}, e.same ? 'yes' : 'no'),
+            el('td', {}, el('pre', {}, text(e.active))), el('td', {}, el('pre', {}, text(e.candidate))))))));
+    } catch (error) { say(error.message); }
+  });
   page('Plugins',
     el('table', {}, el('thead', {}, el('tr', {}, ['Plugin', 'Version', 'Bytes', 'Limits', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
+      el('tbody', {}, rows)),
+    el('h2', {}, 'Dry run a stored version'),
+    candidates.length === 0 ? el('p', {}, 'Every stored version is active; upload one with ?activate=false to try it first.') : dry,
+    results);
 }
 
 // ---------------------------------------------------------------- routing
@@ -368,6 +429,7 @@ async function render() {
     else if (path === '/deliveries') await deliveries(params);
     else if (path === '/subscriptions') await subscriptions();
     else if (path === '/destinations') await destinations();
+    else if (path === '/integrations') await integrations();
     else if (path === '/plugins') await plugins();
     else if (role === 'admin') await plugins();
     else await overview(params);

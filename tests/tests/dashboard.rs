@@ -186,6 +186,43 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     let (_, subs) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
     assert_eq!(subs["data"]["items"][0]["enabled"], true, "{subs}");
 
+    // An integration through its form: a bad endpoint named beside its
+    // field, then a good one listed with its hook.
+    click(&browser, "nav a[href='#/integrations']").await;
+    fill(&browser, "[name=name]", "crm").await;
+    fill(&browser, "[name='hooks[0].type']", "order.created").await;
+    fill(&browser, "[name='hooks[0].endpoint']", "not a url").await;
+    click(
+        &browser,
+        "form[aria-label='New integration'] button[type=submit]",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while browser
+        .text("[data-error-for='hooks[0].endpoint']")
+        .await
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "no field error shown");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    fill(
+        &browser,
+        "[name='hooks[0].endpoint']",
+        &format!("{}/crm", receiver.url),
+    )
+    .await;
+    click(
+        &browser,
+        "form[aria-label='New integration'] button[type=submit]",
+    )
+    .await;
+    browser.wait_for_text("order.created → ").await;
+    let (_, integrations) = gw.call(Method::GET, "/v1/integrations", &key, None).await;
+    assert_eq!(integrations["data"]["total"], 1, "{integrations}");
+    no_serious_violations(&browser, "integrations").await;
+    browser.screenshot("integrations").await;
+
     // Another organization's key sees none of it.
     click(&browser, "#sign-out").await;
     sign_in(&browser, &gw, &other_key).await;
@@ -238,6 +275,25 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
         .expect("one active")["version"]
         .clone();
     assert_eq!(active, inactive.as_str(), "rolled back through the page");
+    // The other version is now a candidate: its dry run on the events the
+    // active one transformed, per event.
+    let (_, key) = gw.organization("shaped").await;
+    let receiver = Receiver::ok().await;
+    let (status, body) = gw
+        .call(Method::POST, "/v1/integrations", &key, Some(json!({"name": "p", "hooks": [{"type": "order_created", "endpoint": receiver.url}], "plugin": {"name": "shape"}})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    gw.call(
+        Method::POST,
+        "/v1/events",
+        &key,
+        Some(json!({"type": "order_created", "payload": {"order_id": "o1", "shop_id": "s1"}})),
+    )
+    .await;
+    receiver.wait_for(1).await;
+    browser.goto(&format!("{}/ui/#/plugins", gw.url)).await;
+    click(&browser, "form[aria-label='Dry run'] button[type=submit]").await;
+    browser.wait_for_text("1 changed").await;
     no_serious_violations(&browser, "plugins").await;
     browser.screenshot("plugins").await;
 }
