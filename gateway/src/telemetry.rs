@@ -133,6 +133,14 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
     }
 }
 
+/// The caller's `traceparent` header, when it is a valid W3C trace context.
+pub fn caller_traceparent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(valid_traceparent)
+}
+
 /// `traceparent` as the gateway would write it, or `None` when it is not a
 /// valid W3C trace context (a caller's header is kept only when valid).
 pub fn valid_traceparent(traceparent: &str) -> Option<String> {

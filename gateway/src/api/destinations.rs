@@ -71,39 +71,27 @@ pub async fn list(
         .list_webhooks(org, &WebhookFilter::default(), 0, MAX_ROUTES)
         .await?;
     let integrations = state.store.list_integrations(org, 0, MAX_ROUTES).await?;
-    let all: Vec<Destination> = webhooks
-        .items
-        .into_iter()
-        .flat_map(|w| {
-            w.urls
-                .iter()
-                .map(|url| Destination {
-                    id: w.id.clone(),
-                    kind: "webhook",
-                    name: w.topic.clone(),
-                    endpoint: url.clone(),
-                    disabled_reason: w.disabled_reason.clone(),
-                })
-                .collect::<Vec<_>>()
+    let subscriptions = webhooks.items.into_iter().flat_map(|w| {
+        w.urls.into_iter().map(move |endpoint| Destination {
+            id: w.id.clone(),
+            kind: "webhook",
+            name: w.topic.clone(),
+            endpoint,
+            disabled_reason: w.disabled_reason.clone(),
         })
-        .chain(integrations.items.into_iter().flat_map(|i| {
-            let disabled = (!i.enabled).then(|| {
-                i.disabled_reason
-                    .clone()
-                    .unwrap_or_else(|| "disabled".into())
-            });
-            i.hooks
-                .iter()
-                .map(|h| Destination {
-                    id: i.id.clone(),
-                    kind: "integration",
-                    name: format!("{} · {}", i.name, h.hook_type),
-                    endpoint: h.endpoint.clone(),
-                    disabled_reason: disabled.clone(),
-                })
-                .collect::<Vec<_>>()
-        }))
-        .collect();
+    });
+    let hooks = integrations.items.into_iter().flat_map(|i| {
+        let disabled_reason =
+            (!i.enabled).then(|| i.disabled_reason.unwrap_or_else(|| "disabled".into()));
+        i.hooks.into_iter().map(move |h| Destination {
+            id: i.id.clone(),
+            kind: "integration",
+            name: format!("{} · {}", i.name, h.hook_type),
+            endpoint: h.endpoint,
+            disabled_reason: disabled_reason.clone(),
+        })
+    });
+    let all: Vec<Destination> = subscriptions.chain(hooks).collect();
     let total = all.len() as i64;
     let shown: Vec<Destination> = all
         .into_iter()

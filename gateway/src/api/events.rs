@@ -202,10 +202,7 @@ pub async fn accept(
             .map(|p| String::from(Box::<str>::from(p)))
             .unwrap_or_default(),
         shop_id: body.shop_id,
-        traceparent: headers
-            .get(telemetry::TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(telemetry::valid_traceparent),
+        traceparent: telemetry::caller_traceparent(&headers),
     };
     let ingested =
         ingest::accept(&state.store, &state.schemas, &auth.organization_id, event).await?;

@@ -10,8 +10,8 @@ use crate::model::{
     TlsIdentity, TokenOptions, endpoint, new_id, now_ms,
 };
 use crate::pipeline::client_assertion::ClientKey;
-use crate::pipeline::clients::{IdentityError, check_identity};
-use crate::pipeline::request::is_gateway_owned;
+use crate::pipeline::clients::{check_certificate, check_identity};
+use crate::pipeline::request::{is_gateway_owned, is_header_name};
 use crate::secrets;
 use axum::extract::State;
 use axum::response::Response;
@@ -458,11 +458,7 @@ fn validate_auth(
         None => (None, None, None),
     };
     let header_format = a.header_format.unwrap_or_else(|| "Authorization".into());
-    let valid_name = !header_format.is_empty()
-        && header_format.len() <= 128
-        && header_format
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let valid_name = header_format.len() <= 128 && is_header_name(&header_format);
     if !valid_name {
         p.add(
             "authentication.header_format",
@@ -555,7 +551,7 @@ fn validate_credential(
             );
         }
         if let Some(pem) = &key
-            && let Err(e) = ClientKey::from_pem(pem)
+            && let Err(e) = ClientKey::check(pem)
         {
             p.add("authentication.credentials.private_key", e.to_string());
         }
@@ -585,15 +581,17 @@ const TLS_FIELD: &str = "authentication.tls_client_certificate";
 fn validate_tls(t: TlsCertificateIn, p: &mut Problems) -> Option<TlsDraft> {
     let certificate = p.required(&format!("{TLS_FIELD}.certificate"), t.certificate)?;
     let private_key = t.private_key.filter(|k| k != REDACTED);
-    let checked = TlsIdentity {
-        certificate: certificate.clone(),
-        private_key: Secret::new(private_key.clone().unwrap_or_default()),
+    // Without a key (the stored one is kept), only the certificate can be
+    // checked here; `resolve_tls` checks it with the stored key.
+    let checked = match &private_key {
+        Some(key) => check_identity(&TlsIdentity {
+            certificate: certificate.clone(),
+            private_key: Secret::new(key.clone()),
+        }),
+        None => check_certificate(&certificate).map(drop),
     };
-    match check_identity(&checked) {
-        Ok(()) => {}
-        // Without a key, only the certificate can be checked here.
-        Err(IdentityError::PrivateKey) if private_key.is_none() => {}
-        Err(e) => p.add(format!("{TLS_FIELD}.{}", e.field()), e.to_string()),
+    if let Err(e) = checked {
+        p.add(format!("{TLS_FIELD}.{}", e.field()), e.to_string());
     }
     Some(TlsDraft {
         certificate,
@@ -616,11 +614,19 @@ fn resolve_tls(
             .map(|t| (e.token_endpoint.as_str(), t))
     });
     let private_key = match (draft.private_key, stored) {
+        // Checked with the certificate in `validate_tls`.
         (Some(key), _) => Secret::new(key),
         (None, Some((endpoint, t)))
             if endpoint::origin(endpoint) == endpoint::origin(token_endpoint) =>
         {
-            t.private_key.clone()
+            let identity = TlsIdentity {
+                certificate: draft.certificate.clone(),
+                private_key: t.private_key.clone(),
+            };
+            check_identity(&identity).map_err(|e| {
+                ApiError::field(&format!("{TLS_FIELD}.{}", e.field()), e.to_string())
+            })?;
+            identity.private_key
         }
         (None, Some(_)) => {
             return Err(ApiError::field(
@@ -630,13 +636,10 @@ fn resolve_tls(
         }
         (None, None) => return Err(ApiError::field(&field, "is required")),
     };
-    let identity = TlsIdentity {
+    Ok(Some(TlsIdentity {
         certificate: draft.certificate,
         private_key,
-    };
-    check_identity(&identity)
-        .map_err(|e| ApiError::field(&format!("{TLS_FIELD}.{}", e.field()), e.to_string()))?;
-    Ok(Some(identity))
+    }))
 }
 
 /// Form parameters the gateway sets itself; `extra_params` may not.

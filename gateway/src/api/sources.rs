@@ -10,6 +10,7 @@ use super::validate::Problems;
 use super::{AppState, Envelope, ListOut, created, ok};
 use crate::model::{Scheme, Secret, Source, new_id, now_ms};
 use crate::pipeline::ingest::{self, NewEvent};
+use crate::pipeline::request::is_header_name;
 use crate::pipeline::verify::{self, Verified};
 use crate::telemetry;
 use axum::body::Bytes;
@@ -132,18 +133,17 @@ impl VerifyIn {
         let header = self.header.map(|h| h.to_ascii_lowercase());
         match (scheme, &header) {
             (Some(Scheme::HmacSha256), None) => p.add("verify.header", "is required"),
-            (Some(Scheme::HmacSha256), Some(h)) => {
-                let token = !h.is_empty()
-                    && h.len() <= 128
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                if !token || NOT_A_SIGNATURE_HEADER.contains(&h.as_str()) {
-                    p.add(
-                        "verify.header",
-                        "must be an HTTP header name the provider sets",
-                    );
-                }
+            (Some(Scheme::HmacSha256), Some(h))
+                if h.len() > 128
+                    || !is_header_name(h)
+                    || NOT_A_SIGNATURE_HEADER.contains(&h.as_str()) =>
+            {
+                p.add(
+                    "verify.header",
+                    "must be an HTTP header name the provider sets",
+                );
             }
+            (Some(Scheme::HmacSha256), Some(_)) => {}
             (Some(_), Some(_)) => p.add("verify.header", "is only used with hmac-sha256"),
             _ => {}
         }
@@ -306,10 +306,7 @@ pub async fn ingest(
         event_type: event_type(&source, &verified),
         payload: payload.to_owned(),
         shop_id: None,
-        traceparent: headers
-            .get(telemetry::TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(telemetry::valid_traceparent),
+        traceparent: telemetry::caller_traceparent(&headers),
     };
     let ingested =
         ingest::accept(&state.store, &state.schemas, &source.organization_id, event).await?;

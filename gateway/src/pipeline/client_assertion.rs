@@ -51,19 +51,23 @@ struct Claims<'a> {
 }
 
 impl ClientKey {
-    /// Reads a PEM private key: RSA for RS256, EC P-256 for ES256. Signs
-    /// once, so a key that reads but cannot sign is refused here rather
-    /// than at every token request.
+    /// Reads a PEM private key: RSA for RS256, EC P-256 for ES256.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let key = [
+        [
             (Algorithm::RS256, EncodingKey::from_rsa_pem(pem.as_bytes())),
             (Algorithm::ES256, EncodingKey::from_ec_pem(pem.as_bytes())),
         ]
         .into_iter()
         .find_map(|(algorithm, key)| key.ok().map(|key| Self { algorithm, key }))
-        .ok_or(KeyError::Unreadable)?;
-        key.assertion("check", "https://check.invalid/token", None)?;
-        Ok(key)
+        .ok_or(KeyError::Unreadable)
+    }
+
+    /// Checks a key given to the API: it reads, and it signs, so a key that
+    /// reads but cannot sign is refused there rather than at every token
+    /// request.
+    pub fn check(pem: &str) -> Result<(), KeyError> {
+        Self::from_pem(pem)?.assertion("check", "https://check.invalid/token", None)?;
+        Ok(())
     }
 
     /// A signed assertion for `client_id` at `token_endpoint`: `iss` and
@@ -105,7 +109,7 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         ] {
-            assert!(ClientKey::from_pem(bad).is_err(), "{bad:?}");
+            assert!(ClientKey::check(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -42,15 +42,20 @@ impl IdentityError {
     }
 }
 
-/// Checks that `identity` reads and that its key is its certificate's.
-pub fn check_identity(identity: &TlsIdentity) -> Result<(), IdentityError> {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(identity.certificate.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|_| IdentityError::Certificate)?;
+/// The certificate chain in `pem`, leaf first; refused when empty.
+pub fn check_certificate(pem: &str) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|_| IdentityError::Certificate)?;
     if chain.is_empty() {
         return Err(IdentityError::Certificate);
     }
+    Ok(chain)
+}
+
+/// Checks that `identity` reads and that its key is its certificate's.
+pub fn check_identity(identity: &TlsIdentity) -> Result<(), IdentityError> {
+    let chain = check_certificate(&identity.certificate)?;
     let key = PrivateKeyDer::from_pem_slice(identity.private_key.expose().as_bytes())
         .map_err(|_| IdentityError::PrivateKey)?;
     let provider = rustls::crypto::ring::default_provider();

@@ -22,6 +22,11 @@ const GATEWAY_HEADERS: [&str; 7] = [
 /// The gateway's `user-agent`.
 pub const USER_AGENT: &str = concat!("hookgate/", env!("CARGO_PKG_VERSION"));
 
+/// Whether `name` is a valid HTTP header name (an RFC 9110 token).
+pub fn is_header_name(name: &str) -> bool {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+}
+
 /// Whether the gateway owns the header `name` (any case).
 pub fn is_gateway_owned(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();

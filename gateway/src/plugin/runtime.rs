@@ -8,7 +8,7 @@ use super::error::{LoadError, PluginError, PluginErrorKind};
 use super::settings::{Maxima, PluginSettings};
 use super::types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};
 use crate::model::{one_line, truncate};
-use crate::pipeline::request::plugin_may_set;
+use crate::pipeline::request::{is_header_name, plugin_may_set};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -428,7 +428,7 @@ impl Runtime {
         };
         let result = warm.bindings.call_transform(&mut warm.store, &input);
         let outcome = match result {
-            Ok(Ok(outcome)) => self.check_outcome(plugin, outcome),
+            Ok(Ok(outcome)) => check_outcome(plugin, outcome),
             Ok(Err(bindings::PluginError::InvalidEvent(m))) => {
                 Err(plugin.error(PluginErrorKind::InvalidEvent(one_line(&m, MAX_MESSAGE))))
             }
@@ -495,65 +495,6 @@ impl Runtime {
         })
     }
 
-    fn check_outcome(
-        &self,
-        plugin: &Plugin,
-        outcome: bindings::Outcome,
-    ) -> Result<Outcome, PluginError> {
-        let requests = match outcome {
-            bindings::Outcome::Drop(reason) => {
-                return Ok(Outcome::Drop(one_line(&reason, MAX_MESSAGE)));
-            }
-            bindings::Outcome::Deliver(requests) => requests,
-        };
-        if requests.len() > plugin.limits.output_requests {
-            return Err(plugin.error(PluginErrorKind::TooManyRequests {
-                count: requests.len(),
-                cap: plugin.limits.output_requests,
-            }));
-        }
-        let size: usize = requests
-            .iter()
-            .map(|r| {
-                r.body.len()
-                    + r.content_type.len()
-                    + r.headers
-                        .iter()
-                        .map(|h| h.name.len() + h.value.len())
-                        .sum::<usize>()
-            })
-            .sum();
-        if size > plugin.limits.output_bytes {
-            return Err(plugin.error(PluginErrorKind::OutputTooLarge {
-                size,
-                cap: plugin.limits.output_bytes,
-            }));
-        }
-        requests
-            .into_iter()
-            .map(|r| {
-                check_header_value("content-type", &r.content_type).map_err(|e| plugin.error(e))?;
-                let headers = r
-                    .headers
-                    .into_iter()
-                    .map(|h| {
-                        if !plugin_may_set(&h.name) {
-                            return Err(plugin.error(PluginErrorKind::ReservedHeader(h.name)));
-                        }
-                        check_header_value(&h.name, &h.value).map_err(|e| plugin.error(e))?;
-                        Ok((h.name, h.value))
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(OutgoingRequest {
-                    body: r.body,
-                    content_type: r.content_type,
-                    headers,
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map(Outcome::Deliver)
-    }
-
     /// An idle instance of `plugin` for `integration`, if one waits; those
     /// idle past [`IDLE_TTL`] are dropped on the way (theirs and every
     /// other integration's of this plugin).
@@ -593,6 +534,63 @@ impl Runtime {
             slot.push(warm);
         }
     }
+}
+
+/// A transform's answer within the plugin's output caps, with only headers
+/// a plugin may set, as the host's [`Outcome`].
+fn check_outcome(plugin: &Plugin, outcome: bindings::Outcome) -> Result<Outcome, PluginError> {
+    let requests = match outcome {
+        bindings::Outcome::Drop(reason) => {
+            return Ok(Outcome::Drop(one_line(&reason, MAX_MESSAGE)));
+        }
+        bindings::Outcome::Deliver(requests) => requests,
+    };
+    if requests.len() > plugin.limits.output_requests {
+        return Err(plugin.error(PluginErrorKind::TooManyRequests {
+            count: requests.len(),
+            cap: plugin.limits.output_requests,
+        }));
+    }
+    let size: usize = requests
+        .iter()
+        .map(|r| {
+            r.body.len()
+                + r.content_type.len()
+                + r.headers
+                    .iter()
+                    .map(|h| h.name.len() + h.value.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    if size > plugin.limits.output_bytes {
+        return Err(plugin.error(PluginErrorKind::OutputTooLarge {
+            size,
+            cap: plugin.limits.output_bytes,
+        }));
+    }
+    requests
+        .into_iter()
+        .map(|r| {
+            check_header_value("content-type", &r.content_type).map_err(|e| plugin.error(e))?;
+            let headers = r
+                .headers
+                .into_iter()
+                .map(|h| {
+                    if !plugin_may_set(&h.name) {
+                        return Err(plugin.error(PluginErrorKind::ReservedHeader(h.name)));
+                    }
+                    check_header_value(&h.name, &h.value).map_err(|e| plugin.error(e))?;
+                    Ok((h.name, h.value))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(OutgoingRequest {
+                body: r.body,
+                content_type: r.content_type,
+                headers,
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Outcome::Deliver)
 }
 
 /// What a trap was: the memory cap, the deadline, or the plugin's own
@@ -699,10 +697,7 @@ fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
 }
 
 fn check_header_value(name: &str, value: &str) -> Result<(), PluginErrorKind> {
-    let name_ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let name_ok = is_header_name(name);
     let value_ok = value
         .bytes()
         .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
