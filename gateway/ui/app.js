@@ -246,10 +246,18 @@ async function delivery(id) {
     el('p', {}, replay),
     el('h2', {}, 'Attempts'),
     (d.attempts || []).length === 0 ? el('p', {}, 'No attempt yet.') :
-      el('table', {}, el('thead', {}, el('tr', {}, ['#', 'Started', 'Duration', 'Status', 'Error', 'Response'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('table', {}, el('thead', {}, el('tr', {}, ['#', 'Started', 'Duration', 'Status', 'Error', 'Request headers', 'Response'].map((h) => el('th', { scope: 'col' }, h)))),
         el('tbody', {}, d.attempts.map((a) => el('tr', {},
           el('td', {}, a.attempt), el('td', {}, when(a.started)), el('td', {}, `${a.durationMs} ms`),
-          el('td', {}, a.statusCode ?? ''), el('td', {}, a.error || ''), el('td', {}, el('pre', {}, a.responseExcerpt || '')))))));
+          el('td', {}, a.statusCode ?? ''), el('td', {}, a.error || ''),
+          el('td', {}, requestHeaders(a.requestHeaders || [])),
+          el('td', {}, el('pre', {}, a.responseExcerpt || '')))))));
+}
+
+/** The headers an attempt sent (the API has already redacted the auth header). */
+function requestHeaders(pairs) {
+  if (pairs.length === 0) return 'none sent';
+  return el('dl', { class: 'headers' }, pairs.map(([name, value]) => [el('dt', { class: 'mono' }, name), el('dd', { class: 'mono' }, value)]));
 }
 
 // ---------------------------------------------------------------- destinations

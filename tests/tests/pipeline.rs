@@ -126,6 +126,31 @@ async fn integration_with_oauth_and_plugin_end_to_end() {
         delivered["attempts"][0]["responseExcerpt"],
         "receiver says hi"
     );
+    // The attempt records the headers the receiver got, the token redacted.
+    let recorded: Vec<(String, String)> =
+        serde_json::from_value(delivered["attempts"][0]["requestHeaders"].clone())
+            .expect("request headers as pairs");
+    let received: Vec<(String, String)> = recorded
+        .iter()
+        .map(|(name, _)| (name.clone(), r.header(name).unwrap_or("").to_owned()))
+        .collect();
+    let shown = |(name, value): &(String, String)| match name.eq_ignore_ascii_case("authorization")
+    {
+        true => (name.clone(), "[redacted]".to_owned()),
+        false => (name.clone(), value.clone()),
+    };
+    assert_eq!(recorded, received.iter().map(shown).collect::<Vec<_>>());
+    for name in [
+        "webhook-signature",
+        "x-partner-webhook-type",
+        "authorization",
+    ] {
+        assert!(
+            recorded.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)),
+            "{name} recorded"
+        );
+    }
+    assert!(!delivered.to_string().contains("tok-1"), "{delivered}");
     let (_, event) = gw
         .call(Method::GET, "/v1/events/evt_e2e_1", &key, None)
         .await;
@@ -571,6 +596,8 @@ async fn a_trapping_plugin_fails_its_delivery_and_nothing_else() {
             .is_some_and(|e| e.contains("misbehave") && e.contains("told to panic")),
         "{d}"
     );
+    // Nothing was sent, so the attempt records no request headers.
+    assert_eq!(d["attempts"][0]["requestHeaders"], json!([]), "{d}");
     wait_status(
         &gw,
         &key,

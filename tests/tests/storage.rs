@@ -358,6 +358,10 @@ fn outcome(delivery: &str, lease: &str, status: DeliveryStatus, now: i64) -> Rec
             status_code: Some(503),
             error: Some("receiver answered 503".into()),
             response_excerpt: Some("busy".into()),
+            request_headers: vec![
+                ("webhook-id".into(), delivery.into()),
+                ("authorization".into(), "[redacted]".into()),
+            ],
         }),
         error: Some("receiver answered 503".into()),
         route: RouteHealth::Failed {
@@ -476,6 +480,13 @@ async fn queue(store: &Store, a: &OrgId, b: &OrgId) {
     assert_eq!(
         (attempts.len(), attempts[0].status_code, attempts[0].attempt),
         (1, Some(503), 1)
+    );
+    assert_eq!(
+        attempts[0].request_headers,
+        [
+            ("webhook-id".to_owned(), d.id.clone()),
+            ("authorization".to_owned(), "[redacted]".to_owned())
+        ]
     );
     assert!(store.attempts(b, &d.id).await.expect("attempts").is_empty());
     assert!(matches!(

@@ -101,6 +101,11 @@ pub struct AttemptOut {
     pub error: Option<String>,
     /// The start of the response body (≤ 4 KiB).
     pub response_excerpt: Option<String>,
+    /// The headers sent, in order, as `[name, value]` pairs; the auth
+    /// header's value is `[redacted]`. Empty when the attempt ended before
+    /// a request was built (a plugin or token failure).
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub request_headers: Vec<(String, String)>,
 }
 
 /// An event with its deliveries.
@@ -155,6 +160,7 @@ impl From<Attempt> for AttemptOut {
             status_code: a.status_code,
             error: a.error,
             response_excerpt: a.response_excerpt,
+            request_headers: a.request_headers,
         }
     }
 }

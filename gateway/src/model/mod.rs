@@ -569,6 +569,9 @@ pub struct Attempt {
     pub error: Option<String>,
     /// The start of the response body (≤ 4 KiB).
     pub response_excerpt: Option<String>,
+    /// The headers sent, in order, the auth header's value redacted; empty
+    /// when the attempt ended before a request was built.
+    pub request_headers: Vec<(String, String)>,
 }
 
 /// One request ready to sign and send, as the transform stage made it.

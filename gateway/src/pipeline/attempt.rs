@@ -7,7 +7,7 @@
 use super::authorize::{AuthHeader, TokenCache};
 use super::clients::HttpClients;
 use super::deliver::{self, DestinationRates, HostLimits, Response};
-use super::record::{Outcome, Recorder};
+use super::record::{Attempted, Outcome, Recorder};
 use super::request::{self, Outgoing};
 use super::route::Routes;
 use super::sign;
@@ -62,13 +62,16 @@ impl Chain {
         // `instrument`, not `enter`: the span must follow the future across awaits.
         async {
             let started = now_ms();
-            let outcome = guarded(self.attempt(&mut delivery, event, lease)).await;
+            let mut request_headers = Vec::new();
+            let outcome =
+                guarded(self.attempt(&mut delivery, event, lease, &mut request_headers)).await;
             let current = tracing::Span::current();
             current.record("outcome", outcome.label());
             if !matches!(outcome, Outcome::Delivered { .. } | Outcome::Dropped(_) | Outcome::Deferred { .. }) {
                 current.record("otel.status_code", "ERROR");
             }
-            if let Err(error) = self.recorder.record(&delivery, lease, started, outcome).await {
+            let attempted = Attempted { started, outcome, request_headers };
+            if let Err(error) = self.recorder.record(&delivery, lease, attempted).await {
                 tracing::warn!(%error, "could not record the outcome; the lease will expire and the delivery will be tried again");
             }
         }
@@ -77,11 +80,14 @@ impl Chain {
     }
 
     /// The chain. `Err` is an outcome reached before the receiver answered.
+    /// The headers of the request sent last, secrets redacted, are left in
+    /// `sent` for the attempt's record.
     async fn attempt(
         &self,
         delivery: &mut Delivery,
         event: Option<Event>,
         lease: &str,
+        sent: &mut Vec<(String, String)>,
     ) -> Result<Outcome, Outcome> {
         let target = self.route(delivery).await?;
         let prepared = self.transform(delivery, event, &target, lease).await?;
@@ -116,6 +122,7 @@ impl Chain {
                 telemetry::traceparent(&send).or_else(|| delivery.trace_context.clone());
             let request =
                 request::build(delivery, &prepared, signature, auth.as_ref(), traceparent);
+            *sent = request.recorded_headers(auth.as_ref());
             let mut response = self.deliver(&http, request).instrument(send).await?;
             if let Some(auth) = &auth {
                 response.excerpt = auth.redact(&response.excerpt);

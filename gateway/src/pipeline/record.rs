@@ -52,6 +52,19 @@ pub enum Outcome {
     },
 }
 
+/// An attempt as the chain hands it to the recorder: when it started,
+/// what it came to, and the headers it sent (none when it ended before a
+/// request was built), secrets already redacted.
+#[derive(Debug)]
+pub struct Attempted {
+    /// When it started.
+    pub started: EpochMs,
+    /// What it came to.
+    pub outcome: Outcome,
+    /// The headers sent.
+    pub request_headers: Vec<(String, String)>,
+}
+
 /// What went wrong in a failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -321,20 +334,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records what the attempt on `delivery` under the claim `lease`,
-    /// started at `started`, came to.
+    /// Records what the attempt on `delivery` under the claim `lease` came to.
     pub async fn record(
         &self,
         delivery: &Delivery,
         lease: &str,
-        started: EpochMs,
-        outcome: Outcome,
+        attempted: Attempted,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let made = (delivery.attempts - delivery.attempt_base + 1).max(1) as usize;
-        let next = next_state(&self.retry, made, &outcome, now);
+        let outcome = &attempted.outcome;
+        let next = next_state(&self.retry, made, outcome, now);
         metrics::counter!("hookgate_deliveries_total", "outcome" => outcome.label()).increment(1);
-        log(delivery, made, &outcome, next);
+        log(delivery, made, outcome, next);
         if let Outcome::Gone { .. } = outcome {
             let reason = format!(
                 "endpoint {} answered 410 Gone",
@@ -342,7 +354,7 @@ impl Recorder {
             );
             self.disable(delivery, &reason).await?;
         }
-        let recorded = Self::recorded(delivery, lease, started, now, outcome, next);
+        let recorded = Self::recorded(delivery, lease, now, attempted, next);
         let last_error = recorded.error.clone().unwrap_or_default();
         let result = self.store.record(recorded).await?;
         if !result.held {
@@ -402,11 +414,15 @@ impl Recorder {
     fn recorded(
         delivery: &Delivery,
         lease: &str,
-        started: EpochMs,
         now: EpochMs,
-        outcome: Outcome,
+        attempted: Attempted,
         next: NextState,
     ) -> Recorded {
+        let Attempted {
+            started,
+            outcome,
+            request_headers,
+        } = attempted;
         let attempt = |status: Option<u16>, error: Option<String>, excerpt: Option<String>| {
             Some(Attempt {
                 delivery_id: delivery.id.clone(),
@@ -416,6 +432,7 @@ impl Recorder {
                 status_code: status.map(i64::from),
                 error,
                 response_excerpt: excerpt,
+                request_headers,
             })
         };
         let target_id = delivery.target_id.clone();

@@ -52,6 +52,29 @@ pub struct Outgoing {
     pub body: Vec<u8>,
 }
 
+impl Outgoing {
+    /// The headers as an attempt records them: in the order sent, the
+    /// auth header's value (and any `authorization`) redacted, and the
+    /// token wherever else it appears.
+    pub fn recorded_headers(&self, auth: Option<&AuthHeader>) -> Vec<(String, String)> {
+        let secret = |name: &str| {
+            name.eq_ignore_ascii_case("authorization")
+                || auth.is_some_and(|a| a.name.eq_ignore_ascii_case(name))
+        };
+        self.headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = match auth {
+                    _ if secret(name) => "[redacted]".to_owned(),
+                    Some(auth) => auth.redact(value),
+                    None => value.clone(),
+                };
+                (name.clone(), shown)
+            })
+            .collect()
+    }
+}
+
 /// The request for `delivery`: the transform's body and content type, the
 /// Standard Webhooks headers, the rendered auth header where the route
 /// has one, the user agent, then the plugin's own headers.
@@ -98,5 +121,36 @@ mod tests {
         assert!(!is_gateway_owned("Authorization"));
         assert!(!plugin_may_set("Authorization"));
         assert!(plugin_may_set("X-Partner-Trace"));
+    }
+
+    #[test]
+    fn recorded_headers_never_hold_the_token() {
+        let outgoing = Outgoing {
+            method: Method::Post,
+            url: "https://example.com/hook".into(),
+            headers: vec![
+                ("webhook-id".into(), "dlv_1".into()),
+                ("X-Api-Key".into(), "Token tok-secret".into()),
+                ("x-echo".into(), "carries tok-secret along".into()),
+            ],
+            body: Vec::new(),
+        };
+        let auth = AuthHeader {
+            name: "x-api-key".into(),
+            value: "Token tok-secret".into(),
+            token: "tok-secret".into(),
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(n, v)| ((*n).into(), (*v).into())).collect()
+        };
+        assert_eq!(
+            outgoing.recorded_headers(Some(&auth)),
+            pairs(&[
+                ("webhook-id", "dlv_1"),
+                ("X-Api-Key", "[redacted]"),
+                ("x-echo", "carries [redacted] along"),
+            ])
+        );
+        assert_eq!(outgoing.recorded_headers(None), outgoing.headers);
     }
 }

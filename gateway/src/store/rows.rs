@@ -426,7 +426,7 @@ impl EventRow {
 pub(super) struct AttemptRow(Attempt);
 
 /// The columns `AttemptRow` reads.
-pub(super) const ATTEMPT_COLUMNS: &str = "a.delivery_id, a.attempt, a.started, a.duration_ms, a.status_code, a.error, a.response_excerpt";
+pub(super) const ATTEMPT_COLUMNS: &str = "a.delivery_id, a.attempt, a.started, a.duration_ms, a.status_code, a.error, a.response_excerpt, a.request_headers";
 
 impl FromRow for AttemptRow {
     fn from_row(row: &impl Row) -> Result<Self, StoreError> {
@@ -438,6 +438,10 @@ impl FromRow for AttemptRow {
             status_code: row.opt_int(4)?,
             error: row.opt_text(5)?,
             response_excerpt: row.opt_text(6)?,
+            request_headers: match row.opt_text(7)? {
+                Some(h) => serde_json::from_str(&h).map_err(|e| corrupt("request_headers", e))?,
+                None => Vec::new(),
+            },
         }))
     }
 }

@@ -708,21 +708,26 @@ async fn records<E: Executor>(
             .await?
             .into_iter()
             .collect();
-        let attempts: Vec<(usize, i64)> = pass
+        let attempts: Vec<(usize, i64, Option<String>)> = pass
             .iter()
-            .filter(|&&i| record(i).attempt.is_some())
-            .filter_map(|&i| held.get(&record(i).delivery_id).map(|&n| (i, n)))
+            .filter_map(|&i| Some((i, record(i).attempt.as_ref()?)))
+            .filter_map(|(i, a)| {
+                let sent = (!a.request_headers.is_empty())
+                    .then(|| serde_json::to_string(&a.request_headers).unwrap_or_default());
+                held.get(&a.delivery_id).map(|&n| (i, n, sent))
+            })
             .collect();
-        many::<_, _, Nothing>(db, &sql::INSERT_ATTEMPTS, &attempts, |&(i, n), p| {
-            let a = record(i).attempt.as_ref().expect("filtered on attempts");
+        many::<_, _, Nothing>(db, &sql::INSERT_ATTEMPTS, &attempts, |(i, n, sent), p| {
+            let a = record(*i).attempt.as_ref().expect("filtered on attempts");
             p.extend([
                 Param::from(&a.delivery_id),
-                n.into(),
+                (*n).into(),
                 a.started.into(),
                 a.duration_ms.into(),
                 a.status_code.into(),
                 (&a.error).into(),
                 (&a.response_excerpt).into(),
+                sent.into(),
             ])
         })
         .await?;

@@ -165,10 +165,10 @@ pub(super) const RECORDS: MultiRow = MultiRow {
 };
 
 pub(super) const INSERT_ATTEMPTS: MultiRow = MultiRow {
-    head: "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, error, response_excerpt) VALUES ",
-    row: "($1, $2, $3, $4, $5, $6, $7)",
+    head: "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, error, response_excerpt, request_headers) VALUES ",
+    row: "($1, $2, $3, $4, $5, $6, $7, $8)",
     tail: "",
-    params: 7,
+    params: 8,
 };
 
 /// Routes that just succeeded: their failure streaks end (and say since
