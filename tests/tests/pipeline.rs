@@ -191,6 +191,51 @@ async fn integration_with_oauth_and_plugin_end_to_end() {
             .is_some_and(|e| e.contains("partner") && e.contains("invalid event")),
         "{d}"
     );
+
+    // Rotating the signing secret: the new one is shown once, and both
+    // sign while the old one overlaps.
+    let id = created["data"]["id"].as_str().expect("id");
+    let (status, rotated) = gw
+        .call(
+            Method::POST,
+            &format!("/v1/integrations/{id}/secret/rotate"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["data"]["signingSecret"]
+        .as_str()
+        .expect("the new secret, once")
+        .to_owned();
+    assert_ne!(new_secret, secret);
+    let (_, read) = gw
+        .call(Method::GET, &format!("/v1/integrations/{id}"), &key, None)
+        .await;
+    assert!(read["data"].get("signingSecret").is_none(), "{read}");
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            &format!("/v1/integrations/{id}/secret/rotate"),
+            &gw.organization("stranger").await.1,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "another organization cannot rotate it");
+    post_event(
+        &gw,
+        &key,
+        json!({"type": "order_created", "payload": {"order_id": "after-rotation"}}),
+    )
+    .await;
+    let got = receiver.wait_for(7).await;
+    let last = &got[6];
+    assert_eq!(
+        last.header("webhook-signature").map(|s| s.split(' ').count()),
+        Some(2)
+    );
+    verify(&secret, last);
+    verify(&new_secret, last);
 }
 
 #[tokio::test]

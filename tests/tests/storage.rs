@@ -6,7 +6,7 @@ use hookgate::model::{
     Ordering, OrgId, Organization, PluginRef, PreparedRequest, Secret, Webhook, WebhookFilter,
 };
 use hookgate::secrets::Cipher;
-use hookgate::store::{DeliveryFilter, Recorded, RouteHealth, Store, StoreError};
+use hookgate::store::{DeliveryFilter, Recorded, RouteHealth, SecretOwner, Store, StoreError};
 use hookgate_tests::fresh_postgres_database;
 use std::collections::BTreeMap;
 
@@ -83,6 +83,7 @@ fn integration(id: &str, org: &OrgId, created: i64) -> Integration {
         enabled: true,
         disabled_reason: None,
         signing_secret: Secret::new("whsec_c2VjcmV0"),
+        previous_signing_secret: None,
         created,
         modified: created,
     }
@@ -181,6 +182,44 @@ async fn suite(url: &str) {
         store.update_integration(&foreign).await,
         Err(StoreError::NotFound)
     ));
+    // Its signing secret rotates like a subscription's, inside its
+    // organization only, and an update from an older read keeps the rotation.
+    store
+        .rotate_signing_secret(
+            SecretOwner::Integration,
+            &a.id,
+            "int_1",
+            &Secret::new("whsec_next"),
+            7_000,
+            12,
+        )
+        .await
+        .expect("rotate");
+    assert!(matches!(
+        store
+            .rotate_signing_secret(
+                SecretOwner::Integration,
+                &b.id,
+                "int_1",
+                &Secret::new("whsec_x"),
+                7_000,
+                12
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .update_integration(&changed)
+        .await
+        .expect("stale update");
+    let rotated = store.get_integration(&a.id, "int_1").await.expect("get");
+    assert_eq!(
+        (
+            rotated.signing_secret.expose(),
+            rotated.previous_signing_secret
+        ),
+        ("whsec_next", Some((i.signing_secret.clone(), 7_000)))
+    );
     for n in 2..=5 {
         store
             .insert_integration(&integration(&format!("int_{n}"), &a.id, 10 + n))
@@ -265,12 +304,26 @@ async fn suite(url: &str) {
     // made from an older read (a PUT racing the rotation) does not undo it.
     let stale = w.clone();
     store
-        .rotate_webhook_secret(&a.id, "wh_00", &Secret::new("whsec_new"), 5_000, 100)
+        .rotate_signing_secret(
+            SecretOwner::Webhook,
+            &a.id,
+            "wh_00",
+            &Secret::new("whsec_new"),
+            5_000,
+            100,
+        )
         .await
         .expect("rotate");
     assert!(matches!(
         store
-            .rotate_webhook_secret(&b.id, "wh_00", &Secret::new("whsec_x"), 5_000, 100)
+            .rotate_signing_secret(
+                SecretOwner::Webhook,
+                &b.id,
+                "wh_00",
+                &Secret::new("whsec_x"),
+                5_000,
+                100
+            )
             .await,
         Err(StoreError::NotFound)
     ));

@@ -13,6 +13,7 @@ use crate::pipeline::client_assertion::ClientKey;
 use crate::pipeline::clients::{check_certificate, check_identity};
 use crate::pipeline::request::{is_gateway_owned, is_header_name};
 use crate::secrets;
+use crate::store::SecretOwner;
 use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -754,6 +755,7 @@ pub async fn create(
         enabled: v.enabled,
         disabled_reason: None,
         signing_secret: Secret::new(secrets::new_signing_secret()),
+        previous_signing_secret: None,
         created: now,
         modified: now,
     };
@@ -871,4 +873,49 @@ pub async fn delete(
         .map_err(ApiError::not_found("integration"))?;
     state.pipeline.forget_target(&id);
     Ok(ok("integration deleted", IntegrationOut::from(&existing)))
+}
+
+/// Rotate the integration's signing secret. The old one keeps signing
+/// alongside the new one for the overlap (default 24 h), so the receiver
+/// can switch over; the new one is in the answer, once.
+#[utoipa::path(post, path = "/v1/integrations/{id}/secret/rotate", tag = "integrations", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<IntegrationOut>), (status = 401, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let existing = state
+        .store
+        .get_integration(&auth.organization_id, &id)
+        .await
+        .map_err(ApiError::not_found("integration"))?;
+    let now = now_ms();
+    let overlap = i64::try_from(state.rotation_overlap.as_millis()).unwrap_or(i64::MAX);
+    let expires = now.saturating_add(overlap);
+    let new_secret = Secret::new(secrets::new_signing_secret());
+    state
+        .store
+        .rotate_signing_secret(
+            SecretOwner::Integration,
+            &auth.organization_id,
+            &id,
+            &new_secret,
+            expires,
+            now,
+        )
+        .await
+        .map_err(ApiError::not_found("integration"))?;
+    let integration = Integration {
+        previous_signing_secret: Some((existing.signing_secret.clone(), expires)),
+        signing_secret: new_secret,
+        modified: now.max(existing.modified + 1),
+        ..existing
+    };
+    state.pipeline.forget_target(&integration.id);
+    tracing::info!(integration_id = %integration.id, "integration signing secret rotated");
+    let mut out = IntegrationOut::from(&integration);
+    out.signing_secret = Some(integration.signing_secret.expose().to_owned());
+    Ok(ok("integration signing secret rotated", out))
 }

@@ -248,6 +248,7 @@ fn router() -> OpenApiRouter<AppState> {
             integrations::update,
             integrations::delete
         ))
+        .routes(routes!(integrations::rotate_secret))
         .routes(routes!(
             webhooks::create,
             webhooks::list,

@@ -9,6 +9,7 @@ use crate::model::{
     Filter, Method, Ordering, PluginRef, Secret, Webhook, WebhookFilter, new_id, now_ms,
 };
 use crate::secrets;
+use crate::store::SecretOwner;
 use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -481,7 +482,14 @@ pub async fn rotate_secret(
     let expires = now.saturating_add(overlap);
     state
         .store
-        .rotate_webhook_secret(&auth.organization_id, &id, &new_secret, expires, now)
+        .rotate_signing_secret(
+            SecretOwner::Webhook,
+            &auth.organization_id,
+            &id,
+            &new_secret,
+            expires,
+            now,
+        )
         .await
         .map_err(ApiError::not_found("webhook"))?;
     let webhook = Webhook {

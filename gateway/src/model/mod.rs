@@ -303,6 +303,8 @@ pub struct Integration {
     pub disabled_reason: Option<String>,
     /// Standard Webhooks signing secret, `whsec_…` (stored encrypted).
     pub signing_secret: Secret,
+    /// The rotated-out secret, still signing until its expiry.
+    pub previous_signing_secret: Option<(Secret, EpochMs)>,
     /// Creation time.
     pub created: EpochMs,
     /// Last change.

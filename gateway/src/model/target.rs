@@ -1,7 +1,7 @@
 //! What a delivery goes to: an integration's hook or a subscription's URL,
 //! loaded for one attempt.
 
-use super::{Authentication, Integration, OrgId, PluginRef, Webhook};
+use super::{Authentication, EpochMs, Integration, OrgId, PluginRef, Secret, Webhook};
 use std::collections::BTreeMap;
 
 /// The integration or subscription a delivery belongs to.
@@ -75,16 +75,8 @@ impl Target {
     /// still inside its overlap.
     pub fn signing_secrets(&self, now_ms: i64) -> Vec<&str> {
         match self {
-            Self::Integration(i) => vec![i.signing_secret.expose()],
-            Self::Webhook(w) => {
-                let mut secrets = vec![w.secret.expose()];
-                if let Some((previous, expires)) = &w.previous_secret
-                    && *expires > now_ms
-                {
-                    secrets.push(previous.expose());
-                }
-                secrets
-            }
+            Self::Integration(i) => signing(&i.signing_secret, &i.previous_signing_secret, now_ms),
+            Self::Webhook(w) => signing(&w.secret, &w.previous_secret, now_ms),
         }
     }
 
@@ -101,4 +93,19 @@ impl Target {
             Self::Integration(_) => None,
         }
     }
+}
+
+/// The current secret, and the previous one while it has not expired.
+fn signing<'a>(
+    current: &'a Secret,
+    previous: &'a Option<(Secret, EpochMs)>,
+    now_ms: EpochMs,
+) -> Vec<&'a str> {
+    let mut secrets = vec![current.expose()];
+    if let Some((previous, expires)) = previous
+        && *expires > now_ms
+    {
+        secrets.push(previous.expose());
+    }
+    secrets
 }

@@ -9,7 +9,7 @@ use crate::secrets::SecretSlot;
 
 const INTEGRATION_COLUMNS: &str = "id, organization_id, name, description, hooks, authentication, client_secret, \
      signing_secret, plugin_name, plugin_version, config, enabled, disabled_reason, created, modified, filter, rate_limit, ordering, \
-     tls_private_key";
+     tls_private_key, previous_signing_secret, previous_signing_secret_expires";
 const WEBHOOK_COLUMNS: &str = "id, organization_id, topic, urls, name, shop_id, method, plugin_name, plugin_version, \
      config, secret, previous_secret, previous_secret_expires, deleted, disabled_reason, created, modified, filter, rate_limit, ordering";
 
@@ -38,8 +38,37 @@ fn webhook_slot(w: &Webhook) -> SecretSlot<'_> {
     }
 }
 
-/// The slot name of a webhook's signing secrets (current and previous).
+/// The slot name of a webhook's signing secrets (current and previous);
+/// an integration's are bound to the same name.
 pub(super) const WEBHOOK_SIGNING_SECRET: &str = "signing_secret";
+
+/// What a rotated signing secret belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretOwner {
+    /// A webhook subscription.
+    Webhook,
+    /// An integration.
+    Integration,
+}
+
+impl SecretOwner {
+    /// The rotation: `$1` the previous secret's expiry, `$2` the new sealed
+    /// secret, `$3` now, `$4` the id, `$5` the organization.
+    fn rotate_sql(self) -> &'static str {
+        match self {
+            Self::Webhook => {
+                "UPDATE webhooks SET previous_secret = secret, previous_secret_expires = $1, secret = $2, \
+                 modified = CASE WHEN modified >= $3 THEN modified + 1 ELSE $3 END \
+                 WHERE id = $4 AND organization_id = $5 AND NOT deleted"
+            }
+            Self::Integration => {
+                "UPDATE integrations SET previous_signing_secret = signing_secret, previous_signing_secret_expires = $1, \
+                 signing_secret = $2, modified = CASE WHEN modified >= $3 THEN modified + 1 ELSE $3 END \
+                 WHERE id = $4 AND organization_id = $5"
+            }
+        }
+    }
+}
 
 /// Writes an integration's routing rows (one per hook) in transaction `$tx`.
 macro_rules! insert_hooks {
@@ -202,7 +231,7 @@ impl Store {
     /// Stores a new integration and its routing rows.
     pub async fn insert_integration(&self, i: &Integration) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            "INSERT INTO integrations ({INTEGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         );
         let cipher = &self.cipher;
         with_pool!(self, |p| {
@@ -231,6 +260,16 @@ impl Store {
                 .bind(i.rate_limit.map(i64::from))
                 .bind(i.ordering.as_str())
                 .bind(tls_key(cipher, i))
+                .bind(
+                    i.previous_signing_secret.as_ref().map(|(secret, _)| {
+                        cipher.encrypt(secret.expose(), slot(i, "signing_secret"))
+                    }),
+                )
+                .bind(
+                    i.previous_signing_secret
+                        .as_ref()
+                        .map(|&(_, expires)| expires),
+                )
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, "integration"))?;
@@ -241,22 +280,23 @@ impl Store {
     }
 
     /// Replaces an integration (same id and owner) and its routing rows.
+    /// Its signing secrets are left alone: only a rotation changes them, so
+    /// an update made from an older read cannot undo one.
     pub async fn update_integration(&self, i: &Integration) -> Result<(), StoreError> {
         let cipher = &self.cipher;
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let updated = sqlx::query(
                 "UPDATE integrations SET name = $1, description = $2, hooks = $3, authentication = $4, client_secret = $5, \
-                 signing_secret = $6, plugin_name = $7, plugin_version = $8, config = $9, enabled = $10, \
-                 disabled_reason = $11, modified = $12, filter = $13, rate_limit = $14, ordering = $15, tls_private_key = $16 \
-                 WHERE id = $17 AND organization_id = $18",
+                 plugin_name = $6, plugin_version = $7, config = $8, enabled = $9, \
+                 disabled_reason = $10, modified = $11, filter = $12, rate_limit = $13, ordering = $14, tls_private_key = $15 \
+                 WHERE id = $16 AND organization_id = $17",
             )
             .bind(&i.name)
             .bind(&i.description)
             .bind(hooks_json(&i.hooks))
             .bind(i.authentication.as_ref().map(auth_json))
             .bind(i.authentication.as_ref().map(|a| cipher.encrypt(a.client_secret.expose(), slot(i, "client_secret"))))
-            .bind(cipher.encrypt(i.signing_secret.expose(), slot(i, "signing_secret")))
             .bind(i.plugin.as_ref().map(|p| p.name.clone()))
             .bind(i.plugin.as_ref().and_then(|p| p.version.clone()))
             .bind(config_json(&i.config))
@@ -464,11 +504,13 @@ impl Store {
         Ok(())
     }
 
-    /// Rotates a (not deleted) subscription's signing secret in one
-    /// statement: the current secret becomes the previous one, signing
-    /// until `previous_expires`, and `secret` the current one.
-    pub async fn rotate_webhook_secret(
+    /// Rotates the signing secret of a (not deleted) subscription or an
+    /// integration in one statement: the current secret becomes the
+    /// previous one, signing until `previous_expires`, and `secret` the
+    /// current one.
+    pub async fn rotate_signing_secret(
         &self,
+        owner: SecretOwner,
         organization_id: &OrgId,
         id: &str,
         secret: &Secret,
@@ -482,19 +524,15 @@ impl Store {
         };
         let sealed = self.cipher.encrypt(secret.expose(), slot);
         let updated = with_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE webhooks SET previous_secret = secret, previous_secret_expires = $1, secret = $2, \
-                 modified = CASE WHEN modified >= $3 THEN modified + 1 ELSE $3 END \
-                 WHERE id = $4 AND organization_id = $5 AND NOT deleted",
-            )
-            .bind(previous_expires)
-            .bind(sealed)
-            .bind(now)
-            .bind(id)
-            .bind(organization_id.as_str())
-            .execute(p)
-            .await?
-            .rows_affected()
+            sqlx::query(owner.rotate_sql())
+                .bind(previous_expires)
+                .bind(sealed)
+                .bind(now)
+                .bind(id)
+                .bind(organization_id.as_str())
+                .execute(p)
+                .await?
+                .rows_affected()
         });
         if updated == 0 {
             return Err(StoreError::NotFound);

@@ -8,6 +8,7 @@
 
 mod event_types;
 mod management;
+pub use management::SecretOwner;
 mod plugins;
 mod queue;
 mod rows;

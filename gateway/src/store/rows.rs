@@ -24,6 +24,8 @@ pub(super) struct IntegrationRow {
     pub client_secret: Option<Vec<u8>>,
     pub tls_private_key: Option<Vec<u8>>,
     pub signing_secret: Vec<u8>,
+    pub previous_signing_secret: Option<Vec<u8>>,
+    pub previous_signing_secret_expires: Option<i64>,
     pub plugin_name: Option<String>,
     pub plugin_version: Option<String>,
     pub config: String,
@@ -189,6 +191,17 @@ impl IntegrationRow {
             column,
         };
         let signing_secret = decrypt(cipher, &self.signing_secret, slot("signing_secret"))?;
+        // A rotation moves the sealed secret from one column to the other:
+        // both are bound to the `signing_secret` slot.
+        let previous_signing_secret = match (
+            &self.previous_signing_secret,
+            self.previous_signing_secret_expires,
+        ) {
+            (Some(sealed), Some(expires)) => {
+                Some((decrypt(cipher, sealed, slot("signing_secret"))?, expires))
+            }
+            _ => None,
+        };
         let client_secret = self
             .client_secret
             .as_deref()
@@ -250,6 +263,7 @@ impl IntegrationRow {
             enabled: self.enabled,
             disabled_reason: self.disabled_reason,
             signing_secret,
+            previous_signing_secret,
             created: self.created,
             modified: self.modified,
         })
