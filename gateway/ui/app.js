@@ -68,11 +68,26 @@ function statusCell(status) {
 /** A form field with its label and a slot for the API's error about it. */
 function field(label, name, attrs = {}) {
   const id = `f-${name.replace(/[^a-z0-9]/gi, '-')}`;
-  const input = el(attrs.options ? 'select' : 'input', { id, name, ...attrs, options: undefined },
+  const tag = attrs.options ? 'select' : attrs.textarea ? 'textarea' : 'input';
+  const input = el(tag, { id, name, ...attrs, options: undefined, textarea: undefined },
     (attrs.options || []).map(([value, text]) => el('option', { value }, text)));
   const error = el('span', { class: 'error', id: `${id}-error`, 'data-error-for': name });
   input.setAttribute('aria-describedby', error.id);
-  return el('label', { for: id }, label, input, error);
+  return el('label', { for: id, class: attrs.type === 'checkbox' ? 'check' : undefined }, label, input, error);
+}
+
+/**
+ * The error slot for the API's field name, or for the nearest field that
+ * holds it (`webHookUrls[1]` → `webHookUrls`, `config.region` → `config`).
+ */
+function slotFor(form, name) {
+  for (let at = name; ;) {
+    const slot = form.querySelector(`[data-error-for="${CSS.escape(at)}"]`);
+    if (slot) return [slot, at];
+    const up = at.replace(/(\[\d+\]|\.[^.[\]]+)$/, '');
+    if (up === at || up === '') return [null, null];
+    at = up;
+  }
 }
 
 /** Shows the API's field errors beside their fields; the rest in the status line. */
@@ -81,13 +96,128 @@ function showErrors(form, error) {
   for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
   const unplaced = [];
   for (const { field: name, problem } of error.fields) {
-    const slot = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+    const [slot, at] = slotFor(form, name);
     if (slot) {
-      slot.textContent = `${name} ${problem}`;
-      form.querySelector(`[name="${CSS.escape(name)}"]`)?.setAttribute('aria-invalid', 'true');
+      slot.textContent = [slot.textContent, `${name} ${problem}`].filter(Boolean).join('; ');
+      form.querySelector(`[name="${CSS.escape(at)}"]`)?.setAttribute('aria-invalid', 'true');
     } else unplaced.push(`${name} ${problem}`);
   }
   say(unplaced.length ? unplaced.join('; ') : error.message);
+}
+
+/** Fills a form's fields by name (checkboxes by `checked`). */
+function fill(form, values) {
+  for (const [name, value] of Object.entries(values)) {
+    const input = form.elements[name];
+    if (!input) continue;
+    if (input.type === 'checkbox') input.checked = Boolean(value);
+    else input.value = value ?? '';
+  }
+}
+
+/** A text field's value, or undefined when blank (so the API's default applies). */
+function text(form, name) {
+  const value = form.elements[name].value.trim();
+  return value === '' ? undefined : value;
+}
+
+/** A JSON field's value (undefined when blank); text that is not JSON is refused beside it. */
+function json(form, name) {
+  const value = text(form, name);
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new ApiError(400, { message: `${name} is not JSON`, data: { errors: [{ field: name, problem: `is not JSON (${error.message})` }] } });
+  }
+}
+
+/** A number field's value, or undefined when blank. */
+function number(form, name) {
+  const value = text(form, name);
+  return value === undefined ? undefined : Number(value);
+}
+
+/** A signing secret, shown once, after the form. */
+function showSecret(form, value) {
+  main.querySelector('.secret')?.remove();
+  form.after(el('p', { class: 'secret', role: 'status' }, 'Signing secret, shown once: ', el('code', { class: 'mono' }, value || '')));
+}
+
+/** A button that rotates the secret at `path` and shows the new one (named `key` in the answer). */
+function rotateButton(path, key, form) {
+  const rotate = el('button', { type: 'button', class: 'secondary' }, 'Rotate secret');
+  rotate.addEventListener('click', async () => {
+    try {
+      const rotated = await api('POST', `${path}/secret/rotate`);
+      showSecret(form, rotated[key]);
+    } catch (error) { say(error.message); }
+  });
+  return rotate;
+}
+
+/** A button that deletes the resource at `path`, then goes to `back`. */
+function deleteButton(path, what, back) {
+  const remove = el('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${what}` }, 'Delete');
+  remove.addEventListener('click', async () => {
+    try {
+      await api('DELETE', path);
+      location.hash = back;
+      say(`Deleted ${what}.`);
+    } catch (error) { say(error.message); }
+  });
+  return remove;
+}
+
+/** Fields both editors have: plugin, config, filter, rate limit, ordering, enabled. */
+function deliveryFields() {
+  return [
+    field('Plugin (name; blank for none)', 'plugin.name'),
+    field('Plugin config (JSON object of strings)', 'config', { textarea: true, rows: 3 }),
+    field('Filter (JSON; blank for every event)', 'filter', { textarea: true, rows: 3 }),
+    field('Rate limit (deliveries per second; blank for none)', 'rateLimit', { type: 'number', min: 1 }),
+    field('Ordering', 'ordering', { options: [['none', 'none'], ['fifo', 'fifo (one at a time, in order)']] }),
+    field('Enabled', 'enabled', { type: 'checkbox' }),
+  ];
+}
+
+/** The values of `deliveryFields` from `current`. */
+function deliveryValues(current) {
+  return {
+    'plugin.name': current.plugin?.name,
+    config: Object.keys(current.config || {}).length ? JSON.stringify(current.config, null, 1) : '',
+    filter: current.filter ? JSON.stringify(current.filter, null, 1) : '',
+    rateLimit: current.rateLimit,
+    ordering: current.ordering || 'none',
+    enabled: current.enabled ?? true,
+  };
+}
+
+/** The document part `deliveryFields` edit; a pinned plugin version stays while the name does. */
+function deliveryDocument(form, current) {
+  const name = text(form, 'plugin.name');
+  return {
+    plugin: name ? { name, version: current.plugin?.name === name ? current.plugin.version : undefined } : undefined,
+    config: json(form, 'config'),
+    filter: json(form, 'filter'),
+    rateLimit: number(form, 'rateLimit'),
+    ordering: form.elements.ordering.value,
+    enabled: form.elements.enabled.checked,
+  };
+}
+
+/**
+ * Saves `document` to `collection` (POST when `id` is null, else PUT),
+ * shows the secret a new resource comes with, and stays on its page.
+ */
+async function save(form, { collection, route, id, document, secretKey, editor }) {
+  try {
+    const saved = await api(id ? 'PUT' : 'POST', id ? `${collection}/${encodeURIComponent(id)}` : collection, document);
+    history.replaceState(null, '', `#${route}/${encodeURIComponent(saved.id)}`);
+    await editor(saved.id);
+    say(id ? 'Saved.' : 'Created.');
+    if (!id) showSecret(main.querySelector('form'), saved[secretKey]);
+  } catch (error) { showErrors(form, error); }
 }
 
 function page(title, ...content) {
@@ -193,6 +323,16 @@ async function overview(params) {
 // ---------------------------------------------------------------- deliveries
 
 const FILTERS = ['status', 'eventType', 'destinationId', 'since', 'until'];
+const TEXT_FILTERS = ['status', 'eventType', 'destinationId'];
+const TIME_FILTERS = ['since', 'until'];
+
+/** Epoch ms as a `datetime-local` value (local time, to the minute). */
+function localInput(ms) {
+  if (!ms) return '';
+  const d = new Date(Number(ms));
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
 
 async function deliveries(params) {
   const query = new URLSearchParams();
@@ -203,18 +343,23 @@ async function deliveries(params) {
     field('Status', 'status', { options: [['', 'any'], ...['pending', 'delivered', 'failed', 'dead', 'dropped', 'cancelled'].map((s) => [s, s])] }),
     field('Event type', 'eventType'),
     field('Destination', 'destinationId'),
+    field('Since', 'since', { type: 'datetime-local' }),
+    field('Until', 'until', { type: 'datetime-local' }),
     el('button', { type: 'submit' }, 'Search'),
     el('button', { type: 'button', class: 'secondary', id: 'replay-matching' }, 'Replay all matching'));
-  for (const name of ['status', 'eventType', 'destinationId']) form.elements[name].value = params.get(name) || '';
+  for (const name of TEXT_FILTERS) form.elements[name].value = params.get(name) || '';
+  for (const name of TIME_FILTERS) form.elements[name].value = localInput(params.get(name));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const next = new URLSearchParams();
-    for (const name of ['status', 'eventType', 'destinationId']) if (form.elements[name].value) next.set(name, form.elements[name].value);
+    for (const name of TEXT_FILTERS) if (form.elements[name].value) next.set(name, form.elements[name].value);
+    for (const name of TIME_FILTERS) if (form.elements[name].value) next.set(name, String(new Date(form.elements[name].value).getTime()));
     location.hash = `#/deliveries?${next}`;
   });
   form.querySelector('#replay-matching').addEventListener('click', async () => {
     const filter = {};
-    for (const name of ['status', 'eventType', 'destinationId']) if (params.get(name)) filter[name] = params.get(name);
+    for (const name of TEXT_FILTERS) if (params.get(name)) filter[name] = params.get(name);
+    for (const name of TIME_FILTERS) if (params.get(name)) filter[name] = Number(params.get(name));
     try {
       const answer = await api('POST', '/v1/deliveries/replay', filter);
       say(`Replaying ${answer?.replayed ?? 'the matching'} deliveries.`);
@@ -257,7 +402,7 @@ async function delivery(id) {
 /** The headers an attempt sent (the API has already redacted the auth header). */
 function requestHeaders(pairs) {
   if (pairs.length === 0) return 'none sent';
-  return el('dl', { class: 'headers' }, pairs.map(([name, value]) => [el('dt', { class: 'mono' }, name), el('dd', { class: 'mono' }, value)]));
+  return el('dl', { class: 'headers' }, pairs.flatMap(([name, value]) => [el('dt', { class: 'mono' }, name), el('dd', { class: 'mono' }, value)]));
 }
 
 // ---------------------------------------------------------------- destinations
@@ -294,85 +439,225 @@ async function destinations() {
 
 async function subscriptions() {
   const found = await api('GET', '/v1/webhooks?limit=100');
-  const form = el('form', { class: 'inline', 'aria-label': 'New subscription' },
+  const rows = found.items.map((w) => el('tr', {},
+    el('td', { class: 'mono' }, el('a', { href: `#/subscriptions/${encodeURIComponent(w.id)}` }, w.id)),
+    el('td', {}, w.name || ''), el('td', {}, w.topic),
+    el('td', {}, el('ul', {}, w.webHookUrls.map((url) => el('li', { class: 'mono' }, url)))),
+    el('td', {}, w.disabledReason ? `disabled: ${w.disabledReason}` : 'enabled')));
+  page('Subscriptions',
+    el('p', {}, el('a', { href: '#/subscriptions/new', class: 'button' }, 'New subscription')),
+    el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Event type', 'URLs', 'State'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows)));
+}
+
+/** A subscription's page: its form (new when `id` is null), rotation and deletion. */
+async function subscription(id) {
+  const current = id ? await api('GET', `/v1/webhooks/${encodeURIComponent(id)}`) : {};
+  const form = el('form', { class: 'editor', 'aria-label': 'Subscription' },
+    field('Name', 'name'),
     field('Event type', 'topic', { required: true }),
-    field('URL', 'url', { required: true, type: 'url', size: 40 }),
-    el('button', { type: 'submit' }, 'Create'));
-  // The API checks the URL (scheme, private addresses): let it say why.
+    field('URLs (one per line)', 'webHookUrls', { textarea: true, rows: 3, required: true }),
+    field('Method', 'method', { options: ['POST', 'PUT', 'PATCH'].map((m) => [m, m]) }),
+    field('Only events of shop (blank for all)', 'shopId'),
+    ...deliveryFields(),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, id ? 'Save' : 'Create')));
+  // The API checks URLs (scheme, private addresses) and says why.
   form.noValidate = true;
-  const secret = el('div', { 'aria-live': 'polite' });
+  fill(form, {
+    name: current.name, topic: current.topic, webHookUrls: (current.webHookUrls || []).join('\n'),
+    method: current.method || 'POST', shopId: current.shopId, ...deliveryValues(current),
+  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     try {
-      const created = await api('POST', '/v1/webhooks', { topic: form.elements.topic.value, url: form.elements.url.value });
-      await subscriptions();
-      showSecret(created.secret);
+      const document = {
+        name: text(form, 'name'),
+        topic: form.elements.topic.value.trim(),
+        webHookUrls: form.elements.webHookUrls.value.split('\n').map((u) => u.trim()).filter(Boolean),
+        method: form.elements.method.value,
+        shopId: text(form, 'shopId'),
+        ...deliveryDocument(form, current),
+      };
+      await save(form, { collection: '/v1/webhooks', route: '/subscriptions', id, document, secretKey: 'secret', editor: subscription });
     } catch (error) { showErrors(form, error); }
   });
-  const rows = found.items.map((w) => {
-    const rotate = el('button', { type: 'button', class: 'secondary' }, 'Rotate secret');
-    rotate.addEventListener('click', async () => {
-      const rotated = await api('POST', `/v1/webhooks/${encodeURIComponent(w.id)}/secret/rotate`);
-      showSecret(rotated.secret);
-    });
-    const remove = el('button', { type: 'button', class: 'secondary' }, 'Delete');
-    remove.addEventListener('click', async () => {
-      await api('DELETE', `/v1/webhooks/${encodeURIComponent(w.id)}`);
-      await subscriptions();
-      say(`Deleted ${w.id}.`);
-    });
-    return el('tr', {}, el('td', { class: 'mono' }, w.id), el('td', {}, w.topic), el('td', { class: 'mono' }, w.url),
-      el('td', {}, w.disabledReason ? `disabled: ${w.disabledReason}` : 'enabled'), el('td', {}, rotate, ' ', remove));
-  });
-  page('Subscriptions', form, secret,
-    el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Event type', 'URL', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
-  function showSecret(value) {
-    main.querySelector('.secret')?.remove();
-    main.querySelector('form').after(el('p', { class: 'secret' }, 'Signing secret, shown once: ', el('code', { class: 'mono' }, value || '')));
-  }
+  const path = `/v1/webhooks/${encodeURIComponent(id)}`;
+  page(id ? `Subscription ${current.name || id}` : 'New subscription', form,
+    id ? el('p', { class: 'actions' }, rotateButton(path, 'secret', form), ' ', deleteButton(path, current.name || id, '#/subscriptions')) : null,
+    el('p', {}, el('a', { href: '#/subscriptions' }, 'All subscriptions')));
 }
 
 // ---------------------------------------------------------------- integrations
 
 async function integrations() {
   const found = await api('GET', '/v1/integrations?limit=100');
-  const form = el('form', { class: 'inline', 'aria-label': 'New integration' },
-    field('Name', 'name', { required: true }),
-    field('Hook type', 'hooks[0].type', { required: true }),
-    field('Endpoint', 'hooks[0].endpoint', { required: true, size: 40 }),
-    el('button', { type: 'submit' }, 'Create'));
-  form.noValidate = true;
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    try {
-      const created = await api('POST', '/v1/integrations', {
-        name: form.elements.name.value,
-        hooks: [{ type: form.elements['hooks[0].type'].value, endpoint: form.elements['hooks[0].endpoint'].value }],
-      });
-      await integrations();
-      main.querySelector('form').after(el('p', { class: 'secret' }, 'Signing secret, shown once: ', el('code', { class: 'mono' }, created.signingSecret || '')));
-    } catch (error) { showErrors(form, error); }
-  });
   const rows = found.items.map((i) => {
-    const remove = el('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${i.name}` }, 'Delete');
-    remove.addEventListener('click', async () => {
-      await api('DELETE', `/v1/integrations/${encodeURIComponent(i.id)}`);
-      await integrations();
-      say(`Deleted ${i.name}.`);
-    });
     const auth = i.authentication ? `OAuth2 ${i.authentication.client_auth || 'client_secret_basic'} at ${i.authentication.endpoint}` : 'none';
-    return el('tr', {}, el('td', { class: 'mono' }, i.id), el('td', {}, i.name),
+    return el('tr', {}, el('td', { class: 'mono' }, el('a', { href: `#/integrations/${encodeURIComponent(i.id)}` }, i.id)), el('td', {}, i.name),
       el('td', {}, el('ul', {}, i.hooks.map((h) => el('li', {}, `${h.type} → `, el('span', { class: 'mono' }, h.endpoint))))),
       el('td', {}, auth), el('td', {}, i.plugin ? i.plugin.name : ''),
-      el('td', {}, i.enabled ? 'enabled' : `disabled: ${i.disabledReason || ''}`), el('td', {}, remove));
+      el('td', {}, i.enabled ? 'enabled' : `disabled: ${i.disabledReason || ''}`));
   });
-  page('Integrations', form,
-    el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Hooks', 'Authentication', 'Plugin', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
+  page('Integrations',
+    el('p', {}, el('a', { href: '#/integrations/new', class: 'button' }, 'New integration')),
+    el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Hooks', 'Authentication', 'Plugin', 'State'].map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, rows)));
 }
 
+const METHODS = ['POST', 'PUT', 'PATCH'].map((m) => [m, m]);
+
+/** The hooks fieldset: a row per hook, add and remove (rebuilt from the rows' values). */
+function hooksFieldset(hooks) {
+  const set = el('fieldset', { class: 'hooks' }, el('legend', {}, 'Hooks: where each event type goes'));
+  const read = () => [...set.querySelectorAll('.hook')].map((row, i) => ({
+    type: row.querySelector(`[name="hooks[${i}].type"]`).value,
+    endpoint: row.querySelector(`[name="hooks[${i}].endpoint"]`).value,
+    method: row.querySelector(`[name="hooks[${i}].method"]`).value,
+  }));
+  const draw = (list) => {
+    set.querySelectorAll('.hook, .add-hook').forEach((n) => n.remove());
+    list.forEach((hook, i) => {
+      const remove = el('button', { type: 'button', class: 'secondary', 'aria-label': `Remove hook ${i + 1}` }, 'Remove');
+      remove.addEventListener('click', () => draw(read().filter((_, j) => j !== i)));
+      const row = el('div', { class: 'hook' },
+        field(`Hook ${i + 1} event type`, `hooks[${i}].type`, { required: true }),
+        field('Endpoint', `hooks[${i}].endpoint`, { required: true, size: 40 }),
+        field('Method', `hooks[${i}].method`, { options: METHODS }),
+        remove);
+      row.querySelector(`[name="hooks[${i}].type"]`).value = hook.type || '';
+      row.querySelector(`[name="hooks[${i}].endpoint"]`).value = hook.endpoint || '';
+      row.querySelector(`[name="hooks[${i}].method"]`).value = hook.method || 'POST';
+      set.append(row);
+    });
+    const add = el('button', { type: 'button', class: 'secondary add-hook' }, 'Add hook');
+    add.addEventListener('click', () => draw([...read(), {}]));
+    set.append(add);
+  };
+  draw(hooks.length ? hooks : [{}]);
+  return { set, read, slot: el('span', { class: 'error', 'data-error-for': 'hooks' }) };
+}
+
+/** The authentication fieldset: an OAuth2 token fetched before each delivery. */
+function authFieldset() {
+  return el('fieldset', { class: 'auth' }, el('legend', {}, 'Authentication'),
+    field('Fetch an OAuth2 client_credentials token first', 'authentication', { type: 'checkbox' }),
+    field('Token endpoint', 'authentication.endpoint', { size: 40 }),
+    field('Client id', 'authentication.credentials.client_id'),
+    field('Client secret (blank keeps the stored one)', 'authentication.credentials.client_secret', { type: 'password', autocomplete: 'off' }),
+    field('Scope', 'authentication.scope'),
+    field('Header', 'authentication.header_format'),
+    field('Header value (with %ACCESS_TOKEN%)', 'authentication.header_value_format'));
+}
+
+/**
+ * The authentication document: the stored one with the edited fields on
+ * top (options the form does not show, like `audience` or a certificate,
+ * are kept), the secret kept when left blank.
+ */
+function authDocument(form, current) {
+  if (!form.elements.authentication.checked) return undefined;
+  const stored = current.authentication || {};
+  const secret = form.elements['authentication.credentials.client_secret'].value;
+  return {
+    ...stored,
+    grant_type: 'client_credentials',
+    endpoint: text(form, 'authentication.endpoint'),
+    scope: text(form, 'authentication.scope'),
+    header_format: text(form, 'authentication.header_format'),
+    header_value_format: text(form, 'authentication.header_value_format'),
+    credentials: {
+      ...stored.credentials,
+      client_id: text(form, 'authentication.credentials.client_id'),
+      client_secret: secret || stored.credentials?.client_secret,
+    },
+  };
+}
+
+/** An integration's page: its form (new when `id` is null), rotation and deletion. */
+async function integration(id) {
+  const current = id ? await api('GET', `/v1/integrations/${encodeURIComponent(id)}`) : {};
+  const hooks = hooksFieldset(current.hooks || []);
+  const form = el('form', { class: 'editor', 'aria-label': 'Integration' },
+    field('Name', 'name', { required: true }),
+    field('Description', 'description'),
+    hooks.set, hooks.slot,
+    authFieldset(),
+    ...deliveryFields(),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, id ? 'Save' : 'Create')));
+  form.noValidate = true;
+  const auth = current.authentication || {};
+  fill(form, {
+    name: current.name, description: current.description, ...deliveryValues(current),
+    authentication: Boolean(current.authentication),
+    'authentication.endpoint': auth.endpoint,
+    'authentication.credentials.client_id': auth.credentials?.client_id,
+    'authentication.scope': auth.scope,
+    'authentication.header_format': auth.header_format || 'Authorization',
+    'authentication.header_value_format': auth.header_value_format || 'Bearer %ACCESS_TOKEN%',
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const document = {
+        name: form.elements.name.value.trim(),
+        description: text(form, 'description'),
+        hooks: hooks.read(),
+        authentication: authDocument(form, current),
+        ...deliveryDocument(form, current),
+      };
+      await save(form, { collection: '/v1/integrations', route: '/integrations', id, document, secretKey: 'signingSecret', editor: integration });
+    } catch (error) { showErrors(form, error); }
+  });
+  const path = `/v1/integrations/${encodeURIComponent(id)}`;
+  page(id ? `Integration ${current.name}` : 'New integration', form,
+    id ? el('p', { class: 'actions' }, rotateButton(path, 'signingSecret', form), ' ', deleteButton(path, current.name, '#/integrations')) : null,
+    el('p', {}, el('a', { href: '#/integrations' }, 'All integrations')));
+}
+
 // ---------------------------------------------------------------- plugins (admin)
+
+/**
+ * The lines of `before` and `after` as [' ' | '-' | '+', line], by longest
+ * common subsequence after trimming the common start and end; past 250,000
+ * cells the middle is shown as all removed, then all added.
+ */
+function lineDiff(before, after) {
+  const a = before.split('\n'), b = after.split('\n');
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start += 1;
+  let end = 0;
+  while (end < a.length - start && end < b.length - start && a[a.length - 1 - end] === b[b.length - 1 - end]) end += 1;
+  const x = a.slice(start, a.length - end), y = b.slice(start, b.length - end);
+  const same = (lines) => lines.map((line) => [' ', line]);
+  let middle;
+  if (x.length * y.length > 250000) {
+    middle = [...x.map((line) => ['-', line]), ...y.map((line) => ['+', line])];
+  } else {
+    // lcs[i][j]: the longest common subsequence of x[i..] and y[j..].
+    const lcs = Array.from({ length: x.length + 1 }, () => new Uint32Array(y.length + 1));
+    for (let i = x.length - 1; i >= 0; i -= 1) {
+      for (let j = y.length - 1; j >= 0; j -= 1) {
+        lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+      }
+    }
+    middle = [];
+    let i = 0, j = 0;
+    while (i < x.length || j < y.length) {
+      if (i < x.length && j < y.length && x[i] === y[j]) { middle.push([' ', x[i]]); i += 1; j += 1; }
+      else if (i < x.length && (j === y.length || lcs[i + 1][j] >= lcs[i][j + 1])) { middle.push(['-', x[i]]); i += 1; }
+      else { middle.push(['+', y[j]]); j += 1; }
+    }
+  }
+  return [...same(a.slice(0, start)), ...middle, ...same(a.slice(a.length - end))];
+}
+
+/** A diff as text lines marked for the eye (class) and for screen readers (the sign). */
+function diffView(before, after) {
+  const lines = lineDiff(before, after);
+  const kind = { '-': 'del', '+': 'ins', ' ': 'same' };
+  return el('pre', { class: 'diff', 'aria-label': 'Changes from the active version to the candidate' },
+    lines.map(([op, line]) => el('span', { class: kind[op] }, `${op} ${line}\n`)));
+}
 
 async function plugins() {
   const all = await api('GET', '/v1/plugins');
@@ -398,13 +683,13 @@ async function plugins() {
     const [name, version] = dry.elements.candidate.value.split(' ');
     try {
       const run = await api('POST', `/v1/plugins/${encodeURIComponent(name)}/dry-run`, { version, limit: 50 });
-      const text = (side) => (side?.error !== undefined ? `error: ${side.error}` : JSON.stringify(side?.outcome ?? side, null, 1));
+      const text = (side) => (side?.error !== undefined ? `error: ${side.error}` : JSON.stringify(side?.outcome ?? side, null, 2));
       results.replaceChildren(
         el('p', {}, `${run.same} same, ${run.changed} changed, ${run.candidateFailed} failed with the candidate.`),
-        el('table', {}, el('thead', {}, el('tr', {}, ['Event', 'Same', 'Active version', 'Candidate'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('table', {}, el('thead', {}, el('tr', {}, ['Event', 'Same', 'What the candidate changes'].map((h) => el('th', { scope: 'col' }, h)))),
           el('tbody', {}, run.events.map((e) => el('tr', {},
             el('td', { class: 'mono' }, e.eventId), el('td', {}, e.same ? 'yes' : 'no'),
-            el('td', {}, el('pre', {}, text(e.active))), el('td', {}, el('pre', {}, text(e.candidate))))))));
+            el('td', {}, e.same ? el('pre', {}, text(e.active)) : diffView(text(e.active), text(e.candidate))))))));
     } catch (error) { say(error.message); }
   });
   page('Plugins',
@@ -435,7 +720,11 @@ async function render() {
   try {
     if (path.startsWith('/deliveries/')) await delivery(decodeURIComponent(path.slice('/deliveries/'.length)));
     else if (path === '/deliveries') await deliveries(params);
+    else if (path === '/subscriptions/new') await subscription(null);
+    else if (path.startsWith('/subscriptions/')) await subscription(decodeURIComponent(path.slice('/subscriptions/'.length)));
     else if (path === '/subscriptions') await subscriptions();
+    else if (path === '/integrations/new') await integration(null);
+    else if (path.startsWith('/integrations/')) await integration(decodeURIComponent(path.slice('/integrations/'.length)));
     else if (path === '/destinations') await destinations();
     else if (path === '/integrations') await integrations();
     else if (path === '/plugins') await plugins();

@@ -34,6 +34,36 @@ async fn no_serious_violations(browser: &Browser, page: &str) {
     assert!(violations.is_empty(), "{page}: {violations:#?}");
 }
 
+/// Waits (up to 10 s) for the API's error about `name` beside its field.
+async fn field_error(browser: &Browser, name: &str) -> String {
+    let slot = format!("[data-error-for='{name}']");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let error = browser.text(&slot).await;
+        if !error.is_empty() {
+            return error;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no error shown beside {name}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for the status line to say `message` (a save's answer).
+async fn status_says(browser: &Browser, message: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while browser.text("#status").await != message {
+        let now = browser.text("#status").await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status line says `{now}`, not `{message}`"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn pwned(browser: &Browser) -> serde_json::Value {
     browser
         .execute("return window.__pwned === undefined ? null : window.__pwned")
@@ -80,35 +110,91 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     // A subscription through the form: a refused URL first, its error
     // shown beside the field; then a good one, its secret shown once.
     click(&browser, "nav a[href='#/subscriptions']").await;
+    click(&browser, "a[href='#/subscriptions/new']").await;
     fill(&browser, "#f-topic", "order.created").await;
-    fill(&browser, "#f-url", "ftp://example.com/hook").await;
+    fill(&browser, "#f-webHookUrls", "ftp://example.com/hook").await;
     click(
         &browser,
-        "form[aria-label='New subscription'] button[type=submit]",
+        "form[aria-label='Subscription'] button[type=submit]",
     )
     .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while browser.text("[data-error-for=url]").await.is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no field error shown");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let error = browser.text("[data-error-for=url]").await;
-    assert!(error.starts_with("url "), "{error}");
+    let error = field_error(&browser, "webHookUrls").await;
+    assert!(error.starts_with("webHookUrls[0] "), "{error}");
     assert_eq!(
         browser
-            .execute("return document.getElementById('f-url').getAttribute('aria-invalid')")
+            .execute("return document.getElementById('f-webHookUrls').getAttribute('aria-invalid')")
             .await,
         "true"
     );
-    fill(&browser, "#f-url", &format!("{}/hook", receiver.url)).await;
+    let (_, subs) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
+    assert_eq!(subs["data"]["total"], 0, "a refused form stores nothing");
+    fill(
+        &browser,
+        "#f-webHookUrls",
+        &format!("{}/hook", receiver.url),
+    )
+    .await;
     click(
         &browser,
-        "form[aria-label='New subscription'] button[type=submit]",
+        "form[aria-label='Subscription'] button[type=submit]",
     )
     .await;
     browser.wait_for_text("Signing secret, shown once").await;
+    let first_secret = browser.text(".secret code").await;
+    assert!(first_secret.starts_with("whsec_"), "{first_secret}");
     let (_, subs) = gw.call(Method::GET, "/v1/webhooks", &key, None).await;
     assert_eq!(subs["data"]["total"], 1, "{subs}");
+    let sub_id = subs["data"]["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    no_serious_violations(&browser, "new subscription").await;
+    browser.screenshot("subscription").await;
+
+    // Editing it: JSON that does not parse is refused beside its field and
+    // changes nothing; then a name and a rate limit are saved.
+    fill(&browser, "#f-filter", "{not json").await;
+    click(
+        &browser,
+        "form[aria-label='Subscription'] button[type=submit]",
+    )
+    .await;
+    let error = field_error(&browser, "filter").await;
+    assert!(error.contains("is not JSON"), "{error}");
+    fill(&browser, "#f-filter", "").await;
+    fill(&browser, "#f-name", "orders to the shop").await;
+    fill(&browser, "#f-rateLimit", "50").await;
+    click(
+        &browser,
+        "form[aria-label='Subscription'] button[type=submit]",
+    )
+    .await;
+    status_says(&browser, "Saved.").await;
+    let (_, sub) = gw
+        .call(Method::GET, &format!("/v1/webhooks/{sub_id}"), &key, None)
+        .await;
+    assert_eq!(
+        (
+            sub["data"]["name"].clone(),
+            sub["data"]["rateLimit"].clone()
+        ),
+        (json!("orders to the shop"), json!(50)),
+        "{sub}"
+    );
+    assert_eq!(
+        sub["data"]["webHookUrls"],
+        json!([format!("{}/hook", receiver.url)])
+    );
+    // Rotating shows the new secret once.
+    click(&browser, "p.actions button").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while browser.text(".secret code").await == first_secret {
+        assert!(std::time::Instant::now() < deadline, "no new secret shown");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(browser.text(".secret code").await.starts_with("whsec_"));
+    click(&browser, "nav a[href='#/subscriptions']").await;
+    browser.wait_for_text("orders to the shop").await;
     no_serious_violations(&browser, "subscriptions").await;
     browser.screenshot("subscriptions").await;
 
@@ -187,25 +273,19 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     assert_eq!(subs["data"]["items"][0]["enabled"], true, "{subs}");
 
     // An integration through its form: a bad endpoint named beside its
-    // field, then a good one listed with its hook.
+    // field, then a good one, its signing secret shown once.
     click(&browser, "nav a[href='#/integrations']").await;
+    click(&browser, "a[href='#/integrations/new']").await;
     fill(&browser, "[name=name]", "crm").await;
     fill(&browser, "[name='hooks[0].type']", "order.created").await;
     fill(&browser, "[name='hooks[0].endpoint']", "not a url").await;
     click(
         &browser,
-        "form[aria-label='New integration'] button[type=submit]",
+        "form[aria-label='Integration'] button[type=submit]",
     )
     .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while browser
-        .text("[data-error-for='hooks[0].endpoint']")
-        .await
-        .is_empty()
-    {
-        assert!(std::time::Instant::now() < deadline, "no field error shown");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let error = field_error(&browser, "hooks[0].endpoint").await;
+    assert!(error.starts_with("hooks[0].endpoint "), "{error}");
     fill(
         &browser,
         "[name='hooks[0].endpoint']",
@@ -214,14 +294,108 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     .await;
     click(
         &browser,
-        "form[aria-label='New integration'] button[type=submit]",
+        "form[aria-label='Integration'] button[type=submit]",
     )
     .await;
-    browser.wait_for_text("order.created → ").await;
+    browser.wait_for_text("Signing secret, shown once").await;
     let (_, integrations) = gw.call(Method::GET, "/v1/integrations", &key, None).await;
     assert_eq!(integrations["data"]["total"], 1, "{integrations}");
+    let int_id = integrations["data"]["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // Editing it: a second hook, and a token endpoint that the API refuses
+    // beside its field (nothing saved); then without authentication, saved.
+    click(&browser, "button.add-hook").await;
+    fill(&browser, "[name='hooks[1].type']", "order.updated").await;
+    fill(
+        &browser,
+        "[name='hooks[1].endpoint']",
+        &format!("{}/crm-updates", receiver.url),
+    )
+    .await;
+    browser
+        .execute("document.querySelector(\"[name='hooks[1].method']\").value = 'PUT'; return null")
+        .await;
+    click(&browser, "#f-authentication").await;
+    fill(
+        &browser,
+        "[name='authentication.endpoint']",
+        "ftp://tokens.example.com",
+    )
+    .await;
+    fill(
+        &browser,
+        "[name='authentication.credentials.client_id']",
+        "crm-client",
+    )
+    .await;
+    fill(
+        &browser,
+        "[name='authentication.credentials.client_secret']",
+        "s3cret-value",
+    )
+    .await;
+    click(
+        &browser,
+        "form[aria-label='Integration'] button[type=submit]",
+    )
+    .await;
+    let error = field_error(&browser, "authentication.endpoint").await;
+    assert!(error.starts_with("authentication.endpoint "), "{error}");
+    let (_, unchanged) = gw
+        .call(
+            Method::GET,
+            &format!("/v1/integrations/{int_id}"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(unchanged["data"]["hooks"].as_array().map(Vec::len), Some(1));
+    click(&browser, "#f-authentication").await;
+    click(
+        &browser,
+        "form[aria-label='Integration'] button[type=submit]",
+    )
+    .await;
+    status_says(&browser, "Saved.").await;
+    let (_, saved) = gw
+        .call(
+            Method::GET,
+            &format!("/v1/integrations/{int_id}"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        saved["data"]["hooks"][1],
+        json!({"type": "order.updated", "method": "PUT", "endpoint": format!("{}/crm-updates", receiver.url)}),
+        "{saved}"
+    );
+    assert!(saved["data"]["authentication"].is_null(), "{saved}");
+    no_serious_violations(&browser, "integration").await;
+    browser.screenshot("integration").await;
+    click(&browser, "nav a[href='#/integrations']").await;
+    browser.wait_for_text("order.updated → ").await;
     no_serious_violations(&browser, "integrations").await;
     browser.screenshot("integrations").await;
+
+    // The time window of the search: nothing was created after 2999.
+    click(&browser, "nav a[href='#/deliveries']").await;
+    browser.wait_for("td.status-delivered").await;
+    browser
+        .execute(
+            "document.getElementById('f-since').value = '2999-01-01T00:00'; \
+             document.querySelector(\"form[aria-label='Search deliveries'] button[type=submit]\").click(); return null",
+        )
+        .await;
+    browser.wait_for_text("0 deliveries").await;
+    let hash = browser.execute("return location.hash").await;
+    assert!(
+        hash.as_str().is_some_and(|h| h.contains("since=3")),
+        "{hash}"
+    );
 
     // Another organization's key sees none of it.
     click(&browser, "#sign-out").await;
@@ -294,6 +468,35 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
     browser.goto(&format!("{}/ui/#/plugins", gw.url)).await;
     click(&browser, "form[aria-label='Dry run'] button[type=submit]").await;
     browser.wait_for_text("1 changed").await;
+    // The change is shown line by line: the kept and added lines are the
+    // candidate's outcome, the kept and removed ones the active version's.
+    let lines = browser
+        .execute("return [...document.querySelectorAll('pre.diff span')].map((s) => s.textContent)")
+        .await;
+    let lines: Vec<String> = serde_json::from_value(lines).expect("diff lines");
+    let side = |dropped: char| {
+        lines
+            .iter()
+            .filter(|l| !l.starts_with(dropped))
+            .map(|l| l.get(2..).unwrap_or("").trim_end_matches('\n'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (_, run) = gw
+        .call(
+            Method::POST,
+            "/v1/plugins/shape/dry-run",
+            ADMIN_KEY,
+            Some(json!({"version": versions["data"].as_array().expect("versions").iter().find(|v| v["active"] == false).expect("candidate")["version"]})),
+        )
+        .await;
+    let outcome = |which: &str| {
+        serde_json::to_string_pretty(&run["data"]["events"][0][which]["outcome"]).expect("json")
+    };
+    assert_eq!(side('-'), outcome("candidate"));
+    assert_eq!(side('+'), outcome("active"));
+    assert!(lines.iter().any(|l| l.starts_with('-')) && lines.iter().any(|l| l.starts_with('+')));
+    assert_eq!(pwned(&browser).await, serde_json::Value::Null);
     no_serious_violations(&browser, "plugins").await;
     browser.screenshot("plugins").await;
 }

@@ -231,7 +231,8 @@ async fn integration_with_oauth_and_plugin_end_to_end() {
     let got = receiver.wait_for(7).await;
     let last = &got[6];
     assert_eq!(
-        last.header("webhook-signature").map(|s| s.split(' ').count()),
+        last.header("webhook-signature")
+            .map(|s| s.split(' ').count()),
         Some(2)
     );
     verify(&secret, last);
