@@ -1,6 +1,7 @@
 //! Delivery search at a million deliveries (SQLite): the gateway's database
 //! is filled with 1,000,000 finished deliveries (one organization holds 90%,
 //! 20 event types, 100 destinations, a week of history, ~600-byte bodies),
+//! with their events (two deliveries each) and attempts (one each),
 //! then each kind of search page is asked for over HTTP, one at a time, and
 //! its latency printed (p50 / p99, milliseconds).
 //!
@@ -189,11 +190,36 @@ fn fill<'a>(
             .prepare(
                 "INSERT INTO deliveries (id, organization_id, event_id, event_type, target_kind, target_id, \
                  endpoint, method, status, transformed, body, content_type, headers, attempts, next_attempt_at, \
-                 last_status, created, modified, completed) \
+                 last_status, created, modified, completed, last_duration_ms) \
                  VALUES (?1, ?2, ?3, ?4, 'webhook', ?5, 'https://receiver.example/hook', 'POST', ?6, TRUE, ?7, \
-                 'application/json', '[]', 1, ?8, ?9, ?8, ?8, ?8)",
+                 'application/json', '[]', 1, ?8, ?9, ?8, ?8, ?8, ?10)",
             )
             .expect("prepare");
+        // Each event has two deliveries; each delivery the attempt that
+        // finished it, with the request headers attempts record.
+        let mut event = tx
+            .prepare(
+                "INSERT INTO events (organization_id, id, event_type, payload, created) \
+                 VALUES (?1, ?2, ?3, '{}', ?4)",
+            )
+            .expect("prepare");
+        let mut attempt = tx
+            .prepare(
+                "INSERT INTO attempts (delivery_id, attempt, started, duration_ms, status_code, response_excerpt, request_headers) \
+                 VALUES (?1, 1, ?2, ?3, ?4, 'ok', ?5)",
+            )
+            .expect("prepare");
+        let headers = serde_json::json!([
+            ["content-type", "application/json"],
+            ["webhook-id", "dlv_000000000000"],
+            ["webhook-timestamp", "1796000000"],
+            [
+                "webhook-signature",
+                "v1,KMqaQxNz57ArCvOOP2ykdILsDXvKizCkJMxwFz9KRDI="
+            ],
+            ["user-agent", "hookgate/0.1.0"]
+        ])
+        .to_string();
         let body = vec![b'x'; 600];
         for i in 0..n {
             let created = now - WEEK_MS + (i as i64 * WEEK_MS / n as i64);
@@ -202,6 +228,7 @@ fn fill<'a>(
                 1 => ("failed", 400),
                 _ => ("delivered", 200),
             };
+            let duration = 20 + (mix(i as u64 | 3 << 40) % 200) as i64;
             insert
                 .execute(rusqlite::params![
                     format!("{id_prefix}{i:012}"),
@@ -213,8 +240,29 @@ fn fill<'a>(
                     body,
                     created,
                     code,
+                    duration,
                 ])
                 .expect("insert");
+            let event_type = format!("order.{}", mix((i / 2) as u64 | 1 << 40) % TYPES as u64);
+            if i % 2 == 0 {
+                event
+                    .execute(rusqlite::params![
+                        org(i),
+                        format!("evt_{:012}", i / 2),
+                        event_type,
+                        created
+                    ])
+                    .expect("insert event");
+            }
+            attempt
+                .execute(rusqlite::params![
+                    format!("{id_prefix}{i:012}"),
+                    created,
+                    duration,
+                    code,
+                    headers,
+                ])
+                .expect("insert attempt");
         }
     }
     tx.commit().expect("commit");

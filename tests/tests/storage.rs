@@ -888,6 +888,12 @@ async fn storage_suite_on_sqlite() {
         .expect("row");
     assert!(!raw.is_empty());
     assert!(!raw.windows(11).any(|w| w == b"private-key"));
+    // Every recorded attempt left its duration on its delivery.
+    let (attempted, without): (i64, i64) = rusqlite::Connection::open(&path)
+        .expect("open")
+        .query_row(LAST_DURATIONS, [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("row");
+    assert!(attempted > 0 && without == 0, "{attempted} {without}");
     rusqlite::Connection::open(&path)
         .expect("open")
         .execute(SWAP_SECRET, [])
@@ -909,9 +915,18 @@ async fn storage_suite_on_postgres() {
             .await
             .expect("row");
     assert!(!raw.windows(8).any(|w| w == b"pawwsord"));
+    let (attempted, without): (i64, i64) = sqlx::query_as(LAST_DURATIONS)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert!(attempted > 0 && without == 0, "{attempted} {without}");
     sqlx::query(SWAP_SECRET).execute(&pool).await.expect("swap");
     a_copied_secret_does_not_decrypt(&url).await;
 }
+
+/// Deliveries with an attempt, and of those, the ones without the last
+/// attempt's duration.
+const LAST_DURATIONS: &str = "SELECT COUNT(*), COUNT(*) - COUNT(last_duration_ms) FROM deliveries WHERE attempts > 0";
 
 /// Copies one integration's encrypted client secret into another row, as
 /// someone with write access to the database (or a bug) might.

@@ -1,14 +1,53 @@
 //! Counts for the dashboard: one organization's events and deliveries per
 //! time bucket, its queue depth, and the destinations failing most. Each
 //! query reads one organization's rows in the window from an index that
-//! starts with the organization: deliveries per bucket from
-//! `(organization_id, status, created, id)` alone (every status named, so
-//! each is one range of the index and no row is read), failures from the
-//! same index's two failure ranges.
+//! starts with the organization: each bucket's counts are ranges of
+//! `(organization_id, created)` on events and `(organization_id, status,
+//! created, id)` on deliveries, counted without reading a row (see
+//! [`BUCKETS`]); failures come from the latter's two failure ranges.
 
 use super::{Store, StoreError, with_pool};
 use crate::model::{EpochMs, OrgId};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// The delivery statuses counted per bucket, in [`BUCKETS`]' column order.
+const STATUSES: [&str; 6] = [
+    "pending",
+    "delivered",
+    "failed",
+    "dead",
+    "dropped",
+    "cancelled",
+];
+
+/// One row per bucket `i` in `0..$4` (buckets of `$3` ms from `$2`) of
+/// organization `$1`: `i`, the events accepted in it, then the deliveries
+/// made in it by their status now, in [`STATUSES`]' order. Each count is
+/// one range of an index, walked without reading a row; grouping the
+/// window's rows by bucket instead (`GROUP BY (created - $2) / $3`) made
+/// SQLite sort them all through a temporary b-tree: 93 ms for a day of
+/// 125,000 deliveries against 10 ms counted by range.
+static BUCKETS: LazyLock<String> = LazyLock::new(|| {
+    let range = |table: &str, status: Option<&str>| {
+        let status = status.map_or(String::new(), |s| format!(" AND t.status = '{s}'"));
+        format!(
+            "(SELECT COUNT(*) FROM {table} t WHERE t.organization_id = $1{status} \
+             AND t.created >= $2 + b.i * $3 AND t.created < $2 + (b.i + 1) * $3)"
+        )
+    };
+    let counts: Vec<String> = std::iter::once(range("events", None))
+        .chain(STATUSES.iter().map(|s| range("deliveries", Some(s))))
+        .collect();
+    format!(
+        "WITH RECURSIVE b(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i < $4 - 1) \
+         SELECT CAST(b.i AS BIGINT), {} FROM b ORDER BY b.i",
+        counts.join(", ")
+    )
+});
+
+/// A row of [`BUCKETS`].
+type BucketRow = (i64, i64, i64, i64, i64, i64, i64, i64);
 
 /// Counts in one time bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,11 +84,10 @@ pub struct Stats {
     pub failing: Vec<FailingDestination>,
 }
 
-/// What the four statements read: events per bucket, deliveries per
-/// bucket and status, pending deliveries, failing destinations.
+/// What the three statements read: the buckets, pending deliveries,
+/// failing destinations.
 type StatsRows = (
-    Vec<(i64, i64)>,
-    Vec<(i64, String, i64)>,
+    Vec<BucketRow>,
     i64,
     Vec<(String, String, i64, Option<String>)>,
 );
@@ -65,25 +103,13 @@ impl Store {
     ) -> Result<Stats, StoreError> {
         let since = now - now.rem_euclid(bucket_ms) - bucket_ms * (count - 1);
         let org = organization_id.as_str();
-        let (events, deliveries, pending, failing): StatsRows = with_pool!(self, |p| {
+        let (rows, pending, failing): StatsRows = with_pool!(self, |p| {
             tokio::try_join!(
-            sqlx::query_as(
-                "SELECT (created - $2) / $3, COUNT(*) FROM events \
-                 WHERE organization_id = $1 AND created >= $2 GROUP BY 1"
-            )
+            sqlx::query_as(BUCKETS.as_str())
             .bind(org)
             .bind(since)
             .bind(bucket_ms)
-            .fetch_all(p),
-            sqlx::query_as(
-                "SELECT (created - $2) / $3, status, COUNT(*) FROM deliveries \
-                 WHERE organization_id = $1 \
-                   AND status IN ('pending', 'delivered', 'failed', 'dead', 'dropped', 'cancelled') \
-                   AND created >= $2 GROUP BY 1, 2"
-            )
-            .bind(org)
-            .bind(since)
-            .bind(bucket_ms)
+            .bind(count)
             .fetch_all(p),
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM deliveries WHERE organization_id = $1 AND status = 'pending'"
@@ -107,23 +133,19 @@ impl Store {
             .fetch_all(p),
         )?
         });
-        let mut buckets: Vec<Bucket> = (0..count)
-            .map(|i| Bucket {
+        let buckets = rows
+            .into_iter()
+            .map(|(i, events, a, b, c, d, e, f)| Bucket {
                 start: since + i * bucket_ms,
-                ..Bucket::default()
+                events,
+                deliveries: STATUSES
+                    .iter()
+                    .zip([a, b, c, d, e, f])
+                    .filter(|&(_, n)| n > 0)
+                    .map(|(status, n)| ((*status).to_owned(), n))
+                    .collect(),
             })
             .collect();
-        let slot = |index: i64| usize::try_from(index).ok();
-        for (index, n) in events {
-            if let Some(bucket) = slot(index).and_then(|i| buckets.get_mut(i)) {
-                bucket.events = n;
-            }
-        }
-        for (index, status, n) in deliveries {
-            if let Some(bucket) = slot(index).and_then(|i| buckets.get_mut(i)) {
-                bucket.deliveries.insert(status, n);
-            }
-        }
         Ok(Stats {
             buckets,
             pending,
@@ -160,7 +182,8 @@ pub struct DestinationHealth {
 impl Store {
     /// The health of destination `endpoint` of route `target_id`, from its
     /// `recent` newest deliveries (the `(organization_id, target_id,
-    /// created, id)` index, newest first; each last attempt by key).
+    /// created, id)` index, newest first; the last attempt's duration from
+    /// the delivery, or, for one recorded before that column, its attempt).
     pub async fn destination_health(
         &self,
         organization_id: &OrgId,
@@ -170,9 +193,9 @@ impl Store {
     ) -> Result<DestinationHealth, StoreError> {
         let rows: Vec<(String, Option<String>, Option<i64>)> = with_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT d.status, d.last_error, \
+            "SELECT d.status, d.last_error, COALESCE(d.last_duration_ms, \
                (SELECT a.duration_ms FROM attempts a WHERE a.delivery_id = d.id \
-                ORDER BY a.attempt DESC LIMIT 1) \
+                ORDER BY a.attempt DESC LIMIT 1)) \
              FROM deliveries d WHERE d.organization_id = $1 AND d.target_id = $2 AND d.endpoint = $3 \
              ORDER BY d.created DESC, d.id DESC LIMIT $4"
         )

@@ -703,6 +703,7 @@ async fn records<E: Executor>(
                     r.now.into(),
                     completed.into(),
                     (&r.lease).into(),
+                    attempt.map(|a| a.duration_ms).into(),
                 ])
             })
             .await?

@@ -154,14 +154,15 @@ pub(super) const STORE_TRANSFORMS: MultiRow = MultiRow {
 
 /// An attempt's outcome (or a final status without one) onto its delivery,
 /// fenced by the lease, which it releases. `column3` is 1 when an attempt
-/// was made (it counts and sets the last status), 0 otherwise.
+/// was made (it counts and sets the last status and duration), 0 otherwise.
 pub(super) const RECORDS: MultiRow = MultiRow {
     head: "UPDATE deliveries SET status = v.column2, attempts = attempts + v.column3, next_attempt_at = v.column4, \
            last_error = v.column5, last_status = CASE WHEN v.column3 = 1 THEN v.column6 ELSE last_status END, \
+           last_duration_ms = CASE WHEN v.column3 = 1 THEN v.column10 ELSE last_duration_ms END, \
            lease_owner = NULL, lease_expires = NULL, modified = v.column7, completed = v.column8 FROM (VALUES ",
-    row: "($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    row: "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     tail: ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column9 RETURNING id, attempts",
-    params: 9,
+    params: 10,
 };
 
 pub(super) const INSERT_ATTEMPTS: MultiRow = MultiRow {
