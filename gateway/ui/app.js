@@ -651,6 +651,13 @@ function lineDiff(before, after) {
   return [...same(a.slice(0, start)), ...middle, ...same(a.slice(a.length - end))];
 }
 
+/** The lines a plugin logged in a dry run, as text; nothing when it logged none. */
+function logsView(title, logs) {
+  if (!logs || logs.length === 0) return null;
+  return el('div', { class: 'logs' }, el('h3', {}, title),
+    el('pre', {}, logs.map((line) => el('span', { class: `log-${line.level}` }, `${line.level.padEnd(5)} ${line.message}\n`))));
+}
+
 /** A diff as text lines marked for the eye (class) and for screen readers (the sign). */
 function diffView(before, after) {
   const lines = lineDiff(before, after);
@@ -689,7 +696,8 @@ async function plugins() {
         el('table', {}, el('thead', {}, el('tr', {}, ['Event', 'Same', 'What the candidate changes'].map((h) => el('th', { scope: 'col' }, h)))),
           el('tbody', {}, run.events.map((e) => el('tr', {},
             el('td', { class: 'mono' }, e.eventId), el('td', {}, e.same ? 'yes' : 'no'),
-            el('td', {}, e.same ? el('pre', {}, text(e.active)) : diffView(text(e.active), text(e.candidate))))))));
+            el('td', {}, e.same ? el('pre', {}, text(e.active)) : diffView(text(e.active), text(e.candidate)),
+              logsView('The active version logged', e.active?.logs), logsView('The candidate logged', e.candidate?.logs)))))));
     } catch (error) { say(error.message); }
   });
   page('Plugins',

@@ -454,14 +454,14 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
     let (_, key) = gw.organization("shaped").await;
     let receiver = Receiver::ok().await;
     let (status, body) = gw
-        .call(Method::POST, "/v1/integrations", &key, Some(json!({"name": "p", "hooks": [{"type": "order_created", "endpoint": receiver.url}], "plugin": {"name": "shape"}})))
+        .call(Method::POST, "/v1/integrations", &key, Some(json!({"name": "p", "hooks": [{"type": "order_created", "endpoint": receiver.url}], "plugin": {"name": "shape"}, "config": {"mode": "log"}})))
         .await;
     assert_eq!(status, 201, "{body}");
     gw.call(
         Method::POST,
         "/v1/events",
         &key,
-        Some(json!({"type": "order_created", "payload": {"order_id": "o1", "shop_id": "s1"}})),
+        Some(json!({"type": "order_created", "payload": {"order_id": "o1", "shop_id": "s1", "note": HOSTILE}})),
     )
     .await;
     receiver.wait_for(1).await;
@@ -499,6 +499,42 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
     assert_eq!(pwned(&browser).await, serde_json::Value::Null);
     no_serious_violations(&browser, "plugins").await;
     browser.screenshot("plugins").await;
+
+    // A candidate's log lines are shown as text: this one logs the event's
+    // body, markup and script included.
+    let response = gw
+        .request(Method::PUT, "/v1/plugins/shape?activate=false", ADMIN_KEY)
+        .header("content-type", "application/wasm")
+        .body(plugin_bytes("misbehave"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 201);
+    let logger: serde_json::Value = response.json().await.expect("json");
+    let version = logger["data"]["version"].as_str().expect("version");
+    browser.execute("location.reload(); return null").await;
+    browser
+        .wait_for(&format!("option[value='shape {version}']"))
+        .await;
+    browser
+        .execute(&format!(
+            "document.getElementById('f-candidate').value = 'shape {version}'; \
+             document.querySelector(\"form[aria-label='Dry run'] button[type=submit]\").click(); return null"
+        ))
+        .await;
+    browser.wait_for_text("The candidate logged").await;
+    browser
+        .wait_for_text("<script>window.__pwned=2</script>")
+        .await;
+    assert_eq!(
+        pwned(&browser).await,
+        serde_json::Value::Null,
+        "a log line ran"
+    );
+    let elements = browser.find_all("main img, main script").await;
+    assert!(elements.is_empty(), "a log line became elements");
+    no_serious_violations(&browser, "plugins with logs").await;
+    browser.screenshot("plugin-logs").await;
 }
 
 /// What the overview draws: events and deliveries by status in the

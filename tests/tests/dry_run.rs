@@ -200,3 +200,43 @@ async fn a_changed_mapping_shows_exactly_the_changed_events() {
         (json!("NEW_MEMBER"), json!("MEMBER_ADDED"))
     );
 }
+
+/// A dry run brings back the lines each version logged for each event,
+/// beside its outcome: what a plugin author needs to see why it changed.
+#[tokio::test]
+async fn a_dry_run_shows_what_each_version_logged() {
+    let gw = TestGateway::start().await;
+    let receiver = Receiver::ok().await;
+    upload(&gw, plugin_bytes("partner"), true).await;
+    let (_, key) = gw.organization("logs").await;
+    let (status, created) = gw
+        .call(
+            Method::POST,
+            "/v1/integrations",
+            &key,
+            Some(json!({"name": "Partner", "plugin": {"name": "partner"},
+                        "hooks": [{"type": "order_created", "endpoint": format!("{}/hook", receiver.url)}],
+                        "config": {"companyId": "co_7", "mode": "log"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    post(&gw, &key, "order_created").await;
+    receiver.wait_for(1).await;
+    let candidate = upload(&gw, plugin_bytes("misbehave"), false).await;
+    let (status, run) = dry_run(&gw, json!({"version": candidate["version"]})).await;
+    assert_eq!(status, 200, "{run}");
+    let event = &run["data"]["events"][0];
+    let logs = event["candidate"]["logs"]
+        .as_array()
+        .expect("candidate logs");
+    assert_eq!(logs.len(), 2, "{event}");
+    assert_eq!(logs[0]["level"], "warn");
+    let body: Value =
+        serde_json::from_str(logs[0]["message"].as_str().expect("line")).expect("the logged body");
+    assert_eq!(body["order_id"], "o1", "{body}");
+    assert_eq!(
+        logs[1],
+        json!({"level": "info", "message": "logged the body"})
+    );
+    assert!(event["active"]["logs"].is_array(), "{event}");
+}

@@ -926,7 +926,8 @@ async fn storage_suite_on_postgres() {
 
 /// Deliveries with an attempt, and of those, the ones without the last
 /// attempt's duration.
-const LAST_DURATIONS: &str = "SELECT COUNT(*), COUNT(*) - COUNT(last_duration_ms) FROM deliveries WHERE attempts > 0";
+const LAST_DURATIONS: &str =
+    "SELECT COUNT(*), COUNT(*) - COUNT(last_duration_ms) FROM deliveries WHERE attempts > 0";
 
 /// Copies one integration's encrypted client secret into another row, as
 /// someone with write access to the database (or a bug) might.

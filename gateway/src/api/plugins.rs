@@ -284,7 +284,8 @@ pub struct DryRunEventOut {
     pub organization_id: String,
     /// The integration or subscription it went to.
     pub destination_id: String,
-    /// The active version's outcome (`{"outcome": …}`) or error (`{"error": …}`).
+    /// The active version's outcome (`{"outcome": …}`) or error (`{"error": …}`),
+    /// with the lines it logged (`"logs": [{"level", "message"}]`, at most 100).
     #[schema(value_type = Object)]
     pub active: serde_json::Value,
     /// The candidate's, likewise.
@@ -312,10 +313,19 @@ pub struct DryRunOut {
     pub events: Vec<DryRunEventOut>,
 }
 
-fn side(result: &Result<crate::plugin::Outcome, crate::plugin::PluginError>) -> serde_json::Value {
+fn side(
+    result: &Result<crate::plugin::Outcome, crate::plugin::PluginError>,
+    logs: &[crate::plugin::LogLine],
+) -> serde_json::Value {
+    let logs: Vec<_> = logs
+        .iter()
+        .map(|l| serde_json::json!({"level": l.level, "message": l.message}))
+        .collect();
     match result {
-        Ok(outcome) => serde_json::json!({"outcome": crate::cli::outcome_json(outcome)}),
-        Err(error) => serde_json::json!({"error": error.to_string()}),
+        Ok(outcome) => {
+            serde_json::json!({"outcome": crate::cli::outcome_json(outcome), "logs": logs})
+        }
+        Err(error) => serde_json::json!({"error": error.to_string(), "logs": logs}),
     }
 }
 
@@ -323,8 +333,8 @@ impl From<Compared> for DryRunEventOut {
     fn from(c: Compared) -> Self {
         Self {
             same: c.same(),
-            active: side(&c.active),
-            candidate: side(&c.candidate),
+            active: side(&c.active, &c.active_logs),
+            candidate: side(&c.candidate, &c.candidate_logs),
             event_id: c.event_id,
             organization_id: c.organization_id.to_string(),
             destination_id: c.destination_id,

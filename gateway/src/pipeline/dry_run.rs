@@ -6,7 +6,7 @@
 use super::route;
 use super::transform::plugin_input;
 use crate::model::OrgId;
-use crate::plugin::{Outcome, Plugin, PluginError, Registry};
+use crate::plugin::{LogLine, Outcome, Plugin, PluginError, Registry};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 
@@ -23,6 +23,10 @@ pub struct Compared {
     pub active: Result<Outcome, PluginError>,
     /// What the candidate does with it.
     pub candidate: Result<Outcome, PluginError>,
+    /// The lines the active version logged.
+    pub active_logs: Vec<LogLine>,
+    /// The lines the candidate logged.
+    pub candidate_logs: Vec<LogLine>,
 }
 
 impl Compared {
@@ -77,9 +81,13 @@ pub async fn compare(
             .into_iter()
             .map(|(event, target)| {
                 let (input, config) = plugin_input(&event, &target);
+                let (now, active_logs) = runtime.transform_logged(&active, &input, &config);
+                let (next, candidate_logs) = runtime.transform_logged(&candidate, &input, &config);
                 Compared {
-                    active: runtime.transform(&active, &input, &config),
-                    candidate: runtime.transform(&candidate, &input, &config),
+                    active: now,
+                    candidate: next,
+                    active_logs,
+                    candidate_logs,
                     event_id: event.id,
                     organization_id: event.organization_id,
                     destination_id: target.id().to_owned(),

@@ -30,6 +30,17 @@ const STDERR_CAPTURE: usize = 4096;
 const MAX_LOG_LINE: usize = 4096;
 /// Longest error message or drop reason a plugin's text may fill.
 const MAX_MESSAGE: usize = 1024;
+/// Most log lines a dry run keeps per transform.
+const MAX_CAPTURED_LOGS: usize = 100;
+
+/// A log line a plugin wrote during one transform (kept for dry runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The line (one line, bounded).
+    pub message: String,
+}
 
 /// Sandbox limits: the runtime's defaults, and each plugin's own (see
 /// [`PluginSettings`]).
@@ -240,6 +251,8 @@ struct HostState {
     plugin: Arc<str>,
     version: Arc<str>,
     event_id: String,
+    /// The lines logged, when the caller keeps them (a dry run).
+    captured: Option<Vec<LogLine>>,
 }
 
 impl WasiView for HostState {
@@ -258,12 +271,35 @@ impl bindings::Host for HostState {
         // One line, bounded: a plugin cannot forge log lines.
         let message = one_line(&message, MAX_LOG_LINE);
         let (plugin, version, event_id) = (&*self.plugin, &self.version[..12], &self.event_id);
-        match level {
-            bindings::Level::Trace => tracing::trace!(plugin, version, event_id, "{message}"),
-            bindings::Level::Debug => tracing::debug!(plugin, version, event_id, "{message}"),
-            bindings::Level::Info => tracing::info!(plugin, version, event_id, "{message}"),
-            bindings::Level::Warn => tracing::warn!(plugin, version, event_id, "{message}"),
-            bindings::Level::Error => tracing::error!(plugin, version, event_id, "{message}"),
+        let name = match level {
+            bindings::Level::Trace => {
+                tracing::trace!(plugin, version, event_id, "{message}");
+                "trace"
+            }
+            bindings::Level::Debug => {
+                tracing::debug!(plugin, version, event_id, "{message}");
+                "debug"
+            }
+            bindings::Level::Info => {
+                tracing::info!(plugin, version, event_id, "{message}");
+                "info"
+            }
+            bindings::Level::Warn => {
+                tracing::warn!(plugin, version, event_id, "{message}");
+                "warn"
+            }
+            bindings::Level::Error => {
+                tracing::error!(plugin, version, event_id, "{message}");
+                "error"
+            }
+        };
+        if let Some(lines) = &mut self.captured
+            && lines.len() < MAX_CAPTURED_LOGS
+        {
+            lines.push(LogLine {
+                level: name,
+                message,
+            });
         }
     }
 
@@ -406,12 +442,37 @@ impl Runtime {
         event: &PluginEvent,
         config: &PluginConfig,
     ) -> Result<Outcome, PluginError> {
+        self.run(plugin, event, config, false).0
+    }
+
+    /// [`Runtime::transform`], keeping the lines the plugin logs (at most
+    /// 100) for the caller, as a dry run shows them.
+    pub fn transform_logged(
+        &self,
+        plugin: &Plugin,
+        event: &PluginEvent,
+        config: &PluginConfig,
+    ) -> (Result<Outcome, PluginError>, Vec<LogLine>) {
+        self.run(plugin, event, config, true)
+    }
+
+    fn run(
+        &self,
+        plugin: &Plugin,
+        event: &PluginEvent,
+        config: &PluginConfig,
+        capture: bool,
+    ) -> (Result<Outcome, PluginError>, Vec<LogLine>) {
         let (mut warm, reused) = match self.take_idle(plugin, &event.integration) {
             Some(warm) => (warm, true),
-            None => (self.instantiate(plugin, config)?, false),
+            None => match self.instantiate(plugin, config) {
+                Ok(warm) => (warm, false),
+                Err(error) => return (Err(error), Vec::new()),
+            },
         };
         let state = warm.store.data_mut();
         state.event_id.clone_from(&event.id);
+        state.captured = capture.then(Vec::new);
         if reused {
             state.config = config.clone();
         }
@@ -427,6 +488,7 @@ impl Runtime {
             body: event.body.clone(),
         };
         let result = warm.bindings.call_transform(&mut warm.store, &input);
+        let logs = warm.store.data_mut().captured.take().unwrap_or_default();
         let outcome = match result {
             Ok(Ok(outcome)) => check_outcome(plugin, outcome),
             Ok(Err(bindings::PluginError::InvalidEvent(m))) => {
@@ -438,7 +500,7 @@ impl Runtime {
             Err(trap) => {
                 let kind = classify_trap(plugin, &warm.store, &trap);
                 // A trapped instance is never reused.
-                return Err(plugin.error(kind));
+                return (Err(plugin.error(kind)), logs);
             }
         };
         warm.served += 1;
@@ -447,7 +509,7 @@ impl Runtime {
         {
             self.put_idle(plugin, &event.integration, warm);
         }
-        outcome
+        (outcome, logs)
     }
 
     fn instantiate(&self, plugin: &Plugin, config: &PluginConfig) -> Result<Warm, PluginError> {
@@ -470,6 +532,7 @@ impl Runtime {
             plugin: Arc::from(plugin.name.as_str()),
             version: Arc::from(plugin.version.as_str()),
             event_id: String::new(),
+            captured: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);

@@ -1,8 +1,9 @@
 //! A plugin that misbehaves on request, for the sandbox tests. Config
 //! `mode` picks how: `panic`, `loop`, `hog` (allocate without end),
 //! `big-output` (`size` bytes), `reserved-header` (`header` name), `fail`,
-//! `invalid`, `counter` (reports how many events this instance has seen), or
-//! anything else to echo the event.
+//! `invalid`, `counter` (reports how many events this instance has seen),
+//! `log` (logs the event's body as a warning, then echoes it), or anything
+//! else to echo the event.
 
 use hookgate_sdk::{Config, Error, Event, Outcome, Plugin, Request, export_plugin, log};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +58,14 @@ impl Plugin for Misbehave {
                 while started.elapsed() < std::time::Duration::from_millis(ms) {
                     std::hint::spin_loop();
                 }
+                Ok(Outcome::deliver(Request::new(
+                    event.body,
+                    event.content_type,
+                )))
+            }
+            "log" => {
+                log::warn(&String::from_utf8_lossy(&event.body));
+                log::info("logged the body");
                 Ok(Outcome::deliver(Request::new(
                     event.body,
                     event.content_type,
