@@ -385,10 +385,18 @@ async function delivery(id) {
       await delivery(id);
     } catch (error) { say(error.message); }
   });
+  const event = await api('GET', `/v1/events/${encodeURIComponent(d.eventId)}`).catch(() => null);
   const facts = [['Event', d.eventId], ['Type', d.eventType], ['Destination', d.targetId], ['Endpoint', d.endpoint], ['Method', d.method], ['Status', d.status], ['Attempts', d.attemptCount], ['Created', when(d.created)]];
   page(`Delivery ${d.id}`,
     el('table', { class: 'facts' }, el('tbody', {}, facts.map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', { class: 'mono' }, v))))),
     el('p', {}, replay),
+    el('div', { class: 'bodies' },
+      el('section', {}, el('h2', {}, 'Event payload'), el('pre', { id: 'event-payload' }, event ? pretty(event.payload) : 'The event is no longer stored.')),
+      el('section', {}, el('h2', {}, 'Request body sent'),
+        d.request ? [el('p', { class: 'mono' }, `${d.request.contentType}${d.request.bodyEncoding === 'base64' ? ' (base64)' : ''}`),
+          d.request.headers.length ? requestHeaders(d.request.headers) : null,
+          el('pre', { id: 'request-body' }, d.request.bodyEncoding === 'utf8' ? prettyText(d.request.body) : d.request.body)]
+          : el('p', {}, 'Not made yet: the first attempt runs the transform.'))),
     el('h2', {}, 'Attempts'),
     (d.attempts || []).length === 0 ? el('p', {}, 'No attempt yet.') :
       el('table', {}, el('thead', {}, el('tr', {}, ['#', 'Started', 'Duration', 'Status', 'Error', 'Request headers', 'Response'].map((h) => el('th', { scope: 'col' }, h)))),
@@ -397,6 +405,16 @@ async function delivery(id) {
           el('td', {}, a.statusCode ?? ''), el('td', {}, a.error || ''),
           el('td', {}, requestHeaders(a.requestHeaders || [])),
           el('td', {}, el('pre', {}, a.responseExcerpt || '')))))));
+}
+
+/** JSON, indented. */
+function pretty(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+/** A body indented when it is JSON, else as it is. */
+function prettyText(text) {
+  try { return pretty(JSON.parse(text)); } catch { return text; }
 }
 
 /** The headers an attempt sent (the API has already redacted the auth header). */

@@ -227,6 +227,14 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
         serde_json::Value::Null,
         "the markup ran"
     );
+    // The event's payload and the body sent, markup in them shown as text.
+    for shown in ["#event-payload", "#request-body"] {
+        let text = browser.text(shown).await;
+        assert!(
+            text.contains("<script>window.__pwned=2</script>"),
+            "{shown}: {text}"
+        );
+    }
     let images = browser.find_all("main img, main script").await;
     assert!(images.is_empty(), "markup became elements");
     no_serious_violations(&browser, "delivery").await;

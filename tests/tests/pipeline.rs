@@ -151,6 +151,25 @@ async fn integration_with_oauth_and_plugin_end_to_end() {
         );
     }
     assert!(!delivered.to_string().contains("tok-1"), "{delivered}");
+    // And the request the plugin made, as sent: body, type, its headers.
+    let request = &delivered["request"];
+    assert_eq!(
+        (
+            request["body"].as_str(),
+            request["bodyEncoding"].as_str(),
+            request["contentType"].as_str()
+        ),
+        (
+            std::str::from_utf8(&r.body).ok(),
+            Some("utf8"),
+            r.header("content-type")
+        ),
+        "{delivered}"
+    );
+    assert_eq!(
+        request["headers"],
+        json!([["x-partner-webhook-type", "NEW_CONSUMER_ORDER"]])
+    );
     let (_, event) = gw
         .call(Method::GET, "/v1/events/evt_e2e_1", &key, None)
         .await;

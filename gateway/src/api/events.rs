@@ -83,6 +83,53 @@ pub struct DeliveryOut {
     /// (single-delivery reads only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptOut>>,
+    /// What the transform made, sent (and resent) as is: absent until the
+    /// first attempt ran the plugin (single-delivery reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestOut>,
+}
+
+/// The request a delivery sends: the transform's body, content type and
+/// the plugin's headers (the gateway adds its own at each attempt).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestOut {
+    /// Content type.
+    pub content_type: String,
+    /// The body: text when it is UTF-8, else base64.
+    pub body: String,
+    /// `utf8` or `base64`.
+    pub body_encoding: &'static str,
+    /// The plugin's headers, as `[name, value]` pairs.
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestOut {
+    /// The request `d` sends, once its transform ran.
+    fn of(d: &Delivery) -> Option<Self> {
+        use base64::Engine as _;
+        if !d.transformed {
+            return None;
+        }
+        let bytes = d.body.as_deref().unwrap_or_default();
+        let (body, body_encoding) = match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_owned(), "utf8"),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+                "base64",
+            ),
+        };
+        Some(Self {
+            content_type: d
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/json".into()),
+            body,
+            body_encoding,
+            headers: d.headers.clone(),
+        })
+    }
 }
 
 /// One attempt.
@@ -147,6 +194,7 @@ impl From<&Delivery> for DeliveryOut {
             modified: d.modified,
             completed: d.completed,
             attempts: None,
+            request: None,
         }
     }
 }
@@ -349,6 +397,7 @@ pub async fn get(
         .await
         .map_err(ApiError::not_found("delivery"))?;
     let mut out = DeliveryOut::from(&delivery);
+    out.request = RequestOut::of(&delivery);
     out.attempts = Some(
         state
             .store
