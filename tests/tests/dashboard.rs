@@ -34,6 +34,13 @@ async fn no_serious_violations(browser: &Browser, page: &str) {
     assert!(violations.is_empty(), "{page}: {violations:#?}");
 }
 
+/// Submits the form labelled `label`.
+async fn submit(browser: &Browser, label: &str) {
+    browser
+        .click(&format!("form[aria-label='{label}'] button[type=submit]"))
+        .await;
+}
+
 /// Waits (up to 10 s) for the API's error about `name` beside its field.
 async fn field_error(browser: &Browser, name: &str) -> String {
     let slot = format!("[data-error-for='{name}']");
@@ -113,11 +120,7 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     click(&browser, "a[href='#/subscriptions/new']").await;
     fill(&browser, "#f-topic", "order.created").await;
     fill(&browser, "#f-webHookUrls", "ftp://example.com/hook").await;
-    click(
-        &browser,
-        "form[aria-label='Subscription'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Subscription").await;
     let error = field_error(&browser, "webHookUrls").await;
     assert!(error.starts_with("webHookUrls[0] "), "{error}");
     assert_eq!(
@@ -134,11 +137,7 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
         &format!("{}/hook", receiver.url),
     )
     .await;
-    click(
-        &browser,
-        "form[aria-label='Subscription'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Subscription").await;
     browser.wait_for_text("Signing secret, shown once").await;
     let first_secret = browser.text(".secret code").await;
     assert!(first_secret.starts_with("whsec_"), "{first_secret}");
@@ -154,21 +153,13 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     // Editing it: JSON that does not parse is refused beside its field and
     // changes nothing; then a name and a rate limit are saved.
     fill(&browser, "#f-filter", "{not json").await;
-    click(
-        &browser,
-        "form[aria-label='Subscription'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Subscription").await;
     let error = field_error(&browser, "filter").await;
     assert!(error.contains("is not JSON"), "{error}");
     fill(&browser, "#f-filter", "").await;
     fill(&browser, "#f-name", "orders to the shop").await;
     fill(&browser, "#f-rateLimit", "50").await;
-    click(
-        &browser,
-        "form[aria-label='Subscription'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Subscription").await;
     status_says(&browser, "Saved.").await;
     let (_, sub) = gw
         .call(Method::GET, &format!("/v1/webhooks/{sub_id}"), &key, None)
@@ -287,11 +278,7 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     fill(&browser, "[name=name]", "crm").await;
     fill(&browser, "[name='hooks[0].type']", "order.created").await;
     fill(&browser, "[name='hooks[0].endpoint']", "not a url").await;
-    click(
-        &browser,
-        "form[aria-label='Integration'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Integration").await;
     let error = field_error(&browser, "hooks[0].endpoint").await;
     assert!(error.starts_with("hooks[0].endpoint "), "{error}");
     fill(
@@ -300,11 +287,7 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
         &format!("{}/crm", receiver.url),
     )
     .await;
-    click(
-        &browser,
-        "form[aria-label='Integration'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Integration").await;
     browser.wait_for_text("Signing secret, shown once").await;
     let (_, integrations) = gw.call(Method::GET, "/v1/integrations", &key, None).await;
     assert_eq!(integrations["data"]["total"], 1, "{integrations}");
@@ -345,11 +328,7 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
         "s3cret-value",
     )
     .await;
-    click(
-        &browser,
-        "form[aria-label='Integration'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Integration").await;
     let error = field_error(&browser, "authentication.endpoint").await;
     assert!(error.starts_with("authentication.endpoint "), "{error}");
     let (_, unchanged) = gw
@@ -362,11 +341,7 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
         .await;
     assert_eq!(unchanged["data"]["hooks"].as_array().map(Vec::len), Some(1));
     click(&browser, "#f-authentication").await;
-    click(
-        &browser,
-        "form[aria-label='Integration'] button[type=submit]",
-    )
-    .await;
+    submit(&browser, "Integration").await;
     status_says(&browser, "Saved.").await;
     let (_, saved) = gw
         .call(
@@ -474,7 +449,7 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
     .await;
     receiver.wait_for(1).await;
     browser.goto(&format!("{}/ui/#/plugins", gw.url)).await;
-    click(&browser, "form[aria-label='Dry run'] button[type=submit]").await;
+    submit(&browser, "Dry run").await;
     browser.wait_for_text("1 changed").await;
     // The change is shown line by line: the kept and added lines are the
     // candidate's outcome, the kept and removed ones the active version's.

@@ -891,26 +891,11 @@ pub async fn rotate_secret(
         .get_integration(&auth.organization_id, &id)
         .await
         .map_err(ApiError::not_found("integration"))?;
-    let now = now_ms();
-    let overlap = i64::try_from(state.rotation_overlap.as_millis()).unwrap_or(i64::MAX);
-    let expires = now.saturating_add(overlap);
-    let new_secret = Secret::new(secrets::new_signing_secret());
-    state
-        .store
-        .rotate_signing_secret(
-            SecretOwner::Integration,
-            &auth.organization_id,
-            &id,
-            &new_secret,
-            expires,
-            now,
-        )
-        .await
-        .map_err(ApiError::not_found("integration"))?;
+    let r = super::rotate_signing_secret(&state, SecretOwner::Integration, &auth, &id).await?;
     let integration = Integration {
-        previous_signing_secret: Some((existing.signing_secret.clone(), expires)),
-        signing_secret: new_secret,
-        modified: now.max(existing.modified + 1),
+        previous_signing_secret: Some((existing.signing_secret.clone(), r.previous_expires)),
+        signing_secret: r.secret,
+        modified: r.now.max(existing.modified + 1),
         ..existing
     };
     state.pipeline.forget_target(&integration.id);

@@ -189,6 +189,48 @@ fn validate_config(config: &BTreeMap<String, String>, p: &mut Problems) {
     }
 }
 
+/// A signing secret just rotated: the new secret, until when the previous
+/// one keeps signing, and when.
+struct Rotation {
+    secret: Secret,
+    previous_expires: crate::model::EpochMs,
+    now: crate::model::EpochMs,
+}
+
+/// Rotates the signing secret of `owner` `id` of the caller's organization:
+/// a new secret, the current one signing beside it for the overlap.
+async fn rotate_signing_secret(
+    state: &AppState,
+    owner: crate::store::SecretOwner,
+    auth: &extract::OrgAuth,
+    id: &str,
+) -> Result<Rotation, ApiError> {
+    let now = crate::model::now_ms();
+    let overlap = i64::try_from(state.rotation_overlap.as_millis()).unwrap_or(i64::MAX);
+    let rotation = Rotation {
+        secret: Secret::new(crate::secrets::new_signing_secret()),
+        previous_expires: now.saturating_add(overlap),
+        now,
+    };
+    let what = match owner {
+        crate::store::SecretOwner::Webhook => "webhook",
+        crate::store::SecretOwner::Integration => "integration",
+    };
+    state
+        .store
+        .rotate_signing_secret(
+            owner,
+            &auth.organization_id,
+            id,
+            &rotation.secret,
+            rotation.previous_expires,
+            now,
+        )
+        .await
+        .map_err(ApiError::not_found(what))?;
+    Ok(rotation)
+}
+
 /// 200 with the envelope.
 pub(crate) fn ok<T: Serialize>(message: &str, data: T) -> Response {
     (

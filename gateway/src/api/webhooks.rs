@@ -476,26 +476,11 @@ pub async fn rotate_secret(
     if existing.deleted {
         return Err(ApiError::NotFound("webhook"));
     }
-    let now = now_ms();
-    let overlap = i64::try_from(state.rotation_overlap.as_millis()).unwrap_or(i64::MAX);
-    let new_secret = Secret::new(secrets::new_signing_secret());
-    let expires = now.saturating_add(overlap);
-    state
-        .store
-        .rotate_signing_secret(
-            SecretOwner::Webhook,
-            &auth.organization_id,
-            &id,
-            &new_secret,
-            expires,
-            now,
-        )
-        .await
-        .map_err(ApiError::not_found("webhook"))?;
+    let r = super::rotate_signing_secret(&state, SecretOwner::Webhook, &auth, &id).await?;
     let webhook = Webhook {
-        previous_secret: Some((existing.secret.clone(), expires)),
-        secret: new_secret,
-        modified: now.max(existing.modified + 1),
+        previous_secret: Some((existing.secret.clone(), r.previous_expires)),
+        secret: r.secret,
+        modified: r.now.max(existing.modified + 1),
         ..existing
     };
     state.pipeline.forget_target(&webhook.id);

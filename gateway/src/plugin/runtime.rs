@@ -272,27 +272,19 @@ impl bindings::Host for HostState {
         let message = one_line(&message, MAX_LOG_LINE);
         let (plugin, version, event_id) = (&*self.plugin, &self.version[..12], &self.event_id);
         let name = match level {
-            bindings::Level::Trace => {
-                tracing::trace!(plugin, version, event_id, "{message}");
-                "trace"
-            }
-            bindings::Level::Debug => {
-                tracing::debug!(plugin, version, event_id, "{message}");
-                "debug"
-            }
-            bindings::Level::Info => {
-                tracing::info!(plugin, version, event_id, "{message}");
-                "info"
-            }
-            bindings::Level::Warn => {
-                tracing::warn!(plugin, version, event_id, "{message}");
-                "warn"
-            }
-            bindings::Level::Error => {
-                tracing::error!(plugin, version, event_id, "{message}");
-                "error"
-            }
+            bindings::Level::Trace => "trace",
+            bindings::Level::Debug => "debug",
+            bindings::Level::Info => "info",
+            bindings::Level::Warn => "warn",
+            bindings::Level::Error => "error",
         };
+        match level {
+            bindings::Level::Trace => tracing::trace!(plugin, version, event_id, "{message}"),
+            bindings::Level::Debug => tracing::debug!(plugin, version, event_id, "{message}"),
+            bindings::Level::Info => tracing::info!(plugin, version, event_id, "{message}"),
+            bindings::Level::Warn => tracing::warn!(plugin, version, event_id, "{message}"),
+            bindings::Level::Error => tracing::error!(plugin, version, event_id, "{message}"),
+        }
         if let Some(lines) = &mut self.captured
             && lines.len() < MAX_CAPTURED_LOGS
         {
