@@ -533,3 +533,67 @@ async fn sources_are_validated() {
     let (_, list) = gw.call(Method::GET, "/v1/sources", &key, None).await;
     assert_eq!(list["data"]["total"], 0);
 }
+
+/// A source's verified requests count against its organization's rate
+/// (`--rate-limit`): past it, 429 with `Retry-After` and nothing stored.
+/// Requests that fail verification are refused before they count, so
+/// nobody without the secret can spend the organization's budget.
+#[tokio::test]
+async fn verified_requests_count_against_the_organization_s_rate() {
+    let gw = TestGateway::start_with(hookgate_tests::GatewayOptions {
+        args: vec!["--rate-limit".into(), "5".into()],
+        ..Default::default()
+    })
+    .await;
+    let (_, key) = gw.organization("limited").await;
+    let hook = source(
+        &gw,
+        &key,
+        "generic",
+        json!({"scheme": "hmac-sha256", "secret": "generic-secret", "header": "X-Signature"}),
+    )
+    .await;
+    // Unsigned requests, far past the rate: each is a 401, none a 429.
+    for n in 0..40 {
+        let body = format!(r#"{{"n": {n}}}"#);
+        let (status, answer) =
+            ingest(&gw, &hook, &[("x-signature", "00".into())], body.as_bytes()).await;
+        assert_eq!(status, 401, "{answer}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Signed ones: within the burst, then refused with a wait.
+    let mut accepted = 0;
+    let mut refused = None;
+    for n in 0..50 {
+        let body = format!(r#"{{"n": {n}}}"#);
+        let signature = hex::encode(hmac(b"generic-secret", &[body.as_bytes()]));
+        let (status, answer) =
+            ingest(&gw, &hook, &[("x-signature", signature)], body.as_bytes()).await;
+        match status {
+            202 => accepted += 1,
+            429 => {
+                refused = Some(answer);
+                break;
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    let refused = refused.expect("50 requests at once exceed 5/s");
+    assert_eq!(
+        refused["message"].as_str().map(|m| m.is_empty()),
+        Some(false)
+    );
+    assert!((1..50).contains(&accepted), "{accepted}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, stats) = gw.call(Method::GET, "/v1/stats", &key, None).await;
+    let stored: i64 = stats["data"]["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["events"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        stored, accepted,
+        "only the accepted requests stored an event"
+    );
+}

@@ -331,9 +331,11 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// Routes an organization key reaches, and so its rate limit.
-const ORGANIZATION_ROUTES: [&str; 8] = [
+/// Routes counted against an organization's rate limit: those its key reaches,
+/// and its sources' ingest route (each verified request).
+const ORGANIZATION_ROUTES: [&str; 9] = [
     "/v1/destinations",
+    "/v1/ingest",
     "/v1/event-types",
     "/v1/stats",
     "/v1/sources",

@@ -294,6 +294,9 @@ pub async fn ingest(
         metrics::counter!("hookgate_source_requests_refused_total").increment(1);
         ApiError::SignatureRefused(error.to_string())
     })?;
+    // Counted once verified: requests nobody signed cannot spend the
+    // organization's budget.
+    state.rate_limits.check(source.organization_id.as_str())?;
     let payload = std::str::from_utf8(&body)
         .ok()
         .filter(|text| serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok())
