@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// Allow destinations on loopback, private and link-local addresses.
     #[arg(long, env = "HOOKGATE_ALLOW_PRIVATE_DESTINATIONS")]
     pub allow_private_destinations: bool,
+    /// The address providers and browsers reach the gateway at (e.g.
+    /// `https://hooks.example.com`): sources' `ingestUrl` is absolute under
+    /// it. Without it, `ingestUrl` is a path.
+    #[arg(long, env = "HOOKGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Delays between delivery attempts.
     #[arg(
         long,
@@ -143,6 +148,8 @@ pub struct ServeSettings {
     pub plugin_reuse: Vec<(String, u32)>,
     /// Private destinations allowed.
     pub allow_private_destinations: bool,
+    /// The gateway's public address, without a trailing `/`.
+    pub public_url: Option<String>,
     /// Retry delays; its length is the number of attempts.
     pub retry_schedule: Vec<Duration>,
     /// JSON body limit.
@@ -200,6 +207,11 @@ impl ServeArgs {
             plugin_dir: self.plugin_dir,
             plugin_reuse,
             allow_private_destinations: self.allow_private_destinations,
+            public_url: self
+                .public_url
+                .as_deref()
+                .map(parse_public_url)
+                .transpose()?,
             retry_schedule: retry_schedule.clone(),
             max_body_bytes: self.max_body_bytes,
             max_plugin_bytes: self.max_plugin_bytes,
@@ -251,9 +263,43 @@ pub fn parse_schedule(text: &str) -> anyhow::Result<Vec<Duration>> {
     Ok(schedule)
 }
 
+/// Checks `--public-url`: an absolute http(s) URL with no query or
+/// fragment; returned without its trailing `/`.
+pub fn parse_public_url(text: &str) -> anyhow::Result<String> {
+    let url =
+        url::Url::parse(text.trim()).map_err(|e| anyhow::anyhow!("--public-url `{text}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        anyhow::bail!("--public-url `{text}`: must be an http or https URL");
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        anyhow::bail!("--public-url `{text}`: must have no credentials, query or fragment");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_urls() {
+        assert_eq!(
+            parse_public_url("https://hooks.example.com/gw/").expect("parses"),
+            "https://hooks.example.com/gw"
+        );
+        assert_eq!(
+            parse_public_url("http://127.0.0.1:8080").expect("parses"),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "hooks.example.com",
+            "ftp://x.example",
+            "https://x.example/?a=1",
+            "https://u:p@x.example",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn schedules() {

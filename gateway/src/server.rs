@@ -122,6 +122,7 @@ pub async fn build(
         admin_key: settings.admin_key.clone(),
         allow_private: settings.allow_private_destinations,
         rotation_overlap: settings.secret_rotation_overlap,
+        public_url: settings.public_url.as_deref().map(Arc::from),
         max_body_bytes: settings.max_body_bytes,
         max_plugin_bytes: settings.max_plugin_bytes,
         metrics,

@@ -597,3 +597,37 @@ async fn verified_requests_count_against_the_organization_s_rate() {
         "only the accepted requests stored an event"
     );
 }
+
+/// With `--public-url`, a source's `ingestUrl` is the address to give the
+/// provider; without it (the other tests), a path.
+#[tokio::test]
+async fn the_ingest_url_is_absolute_under_the_public_url() {
+    let gw = TestGateway::start_with(hookgate_tests::GatewayOptions {
+        args: vec![
+            "--public-url".into(),
+            "https://hooks.example.com/gw/".into(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let (_, key) = gw.organization("public").await;
+    let (status, body) = gw
+        .call(
+            Method::POST,
+            "/v1/sources",
+            &key,
+            Some(json!({"name": "gh", "verify": {"scheme": "github", "secret": "s"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().expect("id");
+    assert_eq!(
+        body["data"]["ingestUrl"],
+        format!("https://hooks.example.com/gw/v1/ingest/{id}")
+    );
+    let (_, listed) = gw.call(Method::GET, "/v1/sources", &key, None).await;
+    assert_eq!(
+        listed["data"]["items"][0]["ingestUrl"],
+        body["data"]["ingestUrl"]
+    );
+}

@@ -60,6 +60,8 @@ pub struct AppState {
     pub allow_private: bool,
     /// How long a rotated-out signing secret keeps signing.
     pub rotation_overlap: Duration,
+    /// The gateway's public address (`--public-url`), without a trailing `/`.
+    pub public_url: Option<Arc<str>>,
     /// Largest accepted JSON body.
     pub max_body_bytes: usize,
     /// Largest accepted plugin upload.

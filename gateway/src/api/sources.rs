@@ -57,7 +57,8 @@ pub struct SourceOut {
     pub name: String,
     /// Verification (the secret is never returned).
     pub verify: VerifyOut,
-    /// Where the provider posts, relative to the gateway's address.
+    /// Where the provider posts: under `--public-url` when the gateway has
+    /// one, else a path relative to the gateway's address.
     pub ingest_url: String,
     /// Created, epoch ms.
     pub created: i64,
@@ -75,10 +76,11 @@ pub struct VerifyOut {
     pub secret: String,
 }
 
-impl From<&Source> for SourceOut {
-    fn from(s: &Source) -> Self {
+impl SourceOut {
+    /// `s` as returned by a gateway at `public_url`.
+    fn new(s: &Source, public_url: Option<&str>) -> Self {
         Self {
-            ingest_url: format!("/v1/ingest/{}", s.id),
+            ingest_url: format!("{}/v1/ingest/{}", public_url.unwrap_or(""), s.id),
             id: s.id.clone(),
             name: s.name.clone(),
             verify: VerifyOut {
@@ -195,7 +197,10 @@ pub async fn create(
         created: now_ms(),
     };
     state.store.insert_source(&source).await?;
-    Ok(created("source created", SourceOut::from(&source)))
+    Ok(created(
+        "source created",
+        SourceOut::new(&source, state.public_url.as_deref()),
+    ))
 }
 
 /// The organization's sources, oldest first.
@@ -215,7 +220,11 @@ pub async fn list(
     Ok(ok(
         "sources",
         ListOut::new(
-            found.items.iter().map(SourceOut::from).collect(),
+            found
+                .items
+                .iter()
+                .map(|s| SourceOut::new(s, state.public_url.as_deref()))
+                .collect(),
             found.total,
             page,
         ),
@@ -236,7 +245,10 @@ pub async fn get(
         .get_source(&auth.organization_id, &id)
         .await
         .map_err(ApiError::not_found("source"))?;
-    Ok(ok("source", SourceOut::from(&found)))
+    Ok(ok(
+        "source",
+        SourceOut::new(&found, state.public_url.as_deref()),
+    ))
 }
 
 /// Delete a source: its ingest URL answers 404 after.
@@ -258,7 +270,10 @@ pub async fn delete(
         .delete_source(&auth.organization_id, &id)
         .await
         .map_err(ApiError::not_found("source"))?;
-    Ok(ok("source deleted", SourceOut::from(&found)))
+    Ok(ok(
+        "source deleted",
+        SourceOut::new(&found, state.public_url.as_deref()),
+    ))
 }
 
 /// A provider's webhook to a source. No API key: the request must carry
