@@ -220,10 +220,35 @@ async function save(form, { collection, route, id, document, secretKey, editor }
   } catch (error) { showErrors(form, error); }
 }
 
+/** Set while a live page redraws itself: it keeps its scroll, and focus stays where it is. */
+let redrawing = false;
+
 function page(title, ...content) {
   document.title = `${title} · Hookgate`;
+  const scroll = main.scrollTop;
   main.replaceChildren(el('h1', {}, title), ...content);
-  main.focus();
+  if (redrawing) main.scrollTop = scroll;
+  else main.focus();
+}
+
+/** How often the pages that follow what is happening redraw themselves. */
+const LIVE_EVERY_MS = 5000;
+let liveTimer = null;
+
+/**
+ * Redraws the page in a few seconds if it is a live one (overview,
+ * deliveries, destinations), unless the tab is hidden or someone is using
+ * a control on it; then it waits for the next turn.
+ */
+function keepLive(live) {
+  clearTimeout(liveTimer);
+  if (!live) return;
+  liveTimer = setTimeout(async () => {
+    const busy = main.contains(document.activeElement) && document.activeElement !== main;
+    if (document.hidden || busy) return keepLive(live);
+    redrawing = true;
+    try { await render(); } finally { redrawing = false; }
+  }, LIVE_EVERY_MS);
 }
 
 // ---------------------------------------------------------------- sign in
@@ -729,7 +754,8 @@ async function plugins() {
 // ---------------------------------------------------------------- routing
 
 async function render() {
-  say('');
+  clearTimeout(liveTimer);
+  if (!redrawing) say('');
   const key = sessionStorage.getItem(KEY);
   const role = sessionStorage.getItem(ROLE);
   const nav = document.getElementById('nav');
@@ -759,6 +785,7 @@ async function render() {
   } catch (error) {
     if (error.status !== 401) say(error.message);
   }
+  keepLive(['/overview', '/deliveries', '/destinations'].includes(path) || (path === '' && role !== 'admin'));
 }
 
 document.getElementById('sign-out').addEventListener('click', () => signOut('Signed out.'));

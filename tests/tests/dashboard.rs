@@ -241,6 +241,17 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     assert!(cards.contains("3\nEvents accepted"), "{cards}");
     no_serious_violations(&browser, "overview").await;
     browser.screenshot("overview").await;
+    // It follows what happens: a new event shows without a reload.
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "order.created", "payload": {"n": 3}})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    browser.wait_for_text("4\nEvents accepted").await;
 
     // Destinations: the subscription's health, and turning it off.
     click(&browser, "nav a[href='#/destinations']").await;
