@@ -3,7 +3,8 @@
 //! endpoint and a local receiver (both on loopback, in this process), sets
 //! up an organization with an OAuth integration (partner plugin) and a
 //! webhook subscription (slack plugin), posts sample events and prints the
-//! deliveries as they arrive. Keeps serving until Ctrl-C.
+//! deliveries as they arrive. Keeps serving until Ctrl-C, posting an order
+//! every few seconds (quietly) so the dashboard shows events flowing.
 
 use crate::config::ServeSettings;
 use anyhow::Context;
@@ -11,7 +12,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,8 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
     let gateway = tokio::spawn(crate::server::run(settings, listener, cancel.clone()));
 
     let token_url = serve_peer(token_router(), cancel.clone()).await? + "/oauth/token";
-    let receiver_url = serve_peer(receiver_router(), cancel.clone()).await?;
+    let printing = Arc::new(AtomicBool::new(true));
+    let receiver_url = serve_peer(receiver_router(printing.clone()), cancel.clone()).await?;
     let http = reqwest::Client::new();
     wait_ready(&http, &base).await?;
     println!("\n== Hookgate demo: gateway at {base} (admin key: {admin_key})");
@@ -163,10 +165,33 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
     }
     println!(
         "\nThe gateway keeps running. Dashboard: {base}/ui/ — sign in with the key {key}\n\
-         (or the admin key for plugins). API: `curl -H 'Authorization: Bearer {key}' {base}/v1/deliveries`. Ctrl-C stops it."
+         (or the admin key for plugins). API: `curl -H 'Authorization: Bearer {key}' {base}/v1/deliveries`.\n\
+         An order is posted every {}s from now on (not printed) so the dashboard has events to show. Ctrl-C stops it.",
+        TRICKLE.as_secs()
     );
+    printing.store(false, Ordering::Relaxed);
+    tokio::spawn(trickle(http, base, key, cancel));
     gateway.await??;
     Ok(())
+}
+
+/// How often the demo posts an order once set up.
+const TRICKLE: Duration = Duration::from_secs(5);
+
+/// Posts an order every [`TRICKLE`] until `cancel` fires.
+async fn trickle(http: reqwest::Client, base: String, key: String, cancel: CancellationToken) {
+    for n in 4u64.. {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(TRICKLE) => {}
+        }
+        let order = format!("A-{}", 1000 + n);
+        let event = json!({"id": format!("demo-order-{n}"), "type": "order_created",
+            "payload": {"id": order, "order_id": order, "total": (n * 37 % 200) as f64 + 0.5, "currency": "EUR"}});
+        if let Err(error) = call(&http, "POST", &format!("{base}/v1/events"), &key, Some(event)).await {
+            tracing::warn!(%error, "the demo could not post an order");
+        }
+    }
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
@@ -226,9 +251,13 @@ fn token_router() -> axum::Router {
     )
 }
 
-fn receiver_router() -> axum::Router {
+/// A receiver that prints what it gets while `printing` is set.
+fn receiver_router(printing: Arc<AtomicBool>) -> axum::Router {
     axum::Router::new().fallback(
-        |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+        move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+            if !printing.load(Ordering::Relaxed) {
+                return "ok";
+            }
             let h = |n: &str| {
                 headers
                     .get(n)
