@@ -188,7 +188,15 @@ async fn trickle(http: reqwest::Client, base: String, key: String, cancel: Cance
         let order = format!("A-{}", 1000 + n);
         let event = json!({"id": format!("demo-order-{n}"), "type": "order_created",
             "payload": {"id": order, "order_id": order, "total": (n * 37 % 200) as f64 + 0.5, "currency": "EUR"}});
-        if let Err(error) = call(&http, "POST", &format!("{base}/v1/events"), &key, Some(event)).await {
+        if let Err(error) = call(
+            &http,
+            "POST",
+            &format!("{base}/v1/events"),
+            &key,
+            Some(event),
+        )
+        .await
+        {
             tracing::warn!(%error, "the demo could not post an order");
         }
     }

@@ -224,3 +224,100 @@ fn plugin_diff_shows_what_a_new_version_changes() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("line 1: not an event"));
 }
+
+/// `hookgate demo`, as the README's first command runs it: sets up the
+/// pipeline, sees each sample event delivered, prints the dashboard's
+/// address with a key that signs in, and keeps events flowing.
+#[tokio::test]
+async fn the_demo_delivers_its_samples_and_keeps_events_flowing() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).expect("mkdir");
+    for name in ["partner", "slack", "standard"] {
+        std::fs::copy(plugin_path(name), plugins.join(format!("{name}.wasm"))).expect("copy");
+    }
+    let mut demo = Command::new(hookgate_bin())
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .env("HOOKGATE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map(Stopped)
+        .expect("demo");
+    let stdout = std::io::BufReader::new(demo.0.stdout.take().expect("stdout"));
+    // Its set-up and samples, up to the dashboard's line.
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in stdout.lines() {
+            let line = line.expect("line");
+            let done = line.contains("Dashboard: ");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    })
+    .await
+    .expect("read");
+    let text = lines.join("\n");
+    for (event, receivers) in [
+        ("demo-order-1", 2),
+        ("demo-order-2", 1),
+        ("demo-order-3", 2),
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("event {event}:")))
+            .unwrap_or_else(|| panic!("no line for {event}: {text}"));
+        assert_eq!(line.matches(" delivered").count(), receivers, "{line}");
+    }
+    let dashboard = lines.last().expect("the dashboard line");
+    let url = dashboard
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.ends_with("/ui/"))
+        .unwrap_or_else(|| panic!("no dashboard URL: {dashboard}"))
+        .to_owned();
+    let key = dashboard
+        .split_whitespace()
+        .find(|w| w.starts_with("hgk_"))
+        .unwrap_or_else(|| panic!("no key: {dashboard}"))
+        .to_owned();
+    let base = url.trim_end_matches("/ui/").to_owned();
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&url).send().await.expect("ui").status(), 200);
+    let events = || async {
+        let stats: Value = http
+            .get(format!("{base}/v1/stats"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        stats["data"]["buckets"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| b["events"].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(events().await, 3, "the samples");
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let later = events().await;
+    assert!(later > 3, "no event flowed after the samples: {later}");
+}
+
+/// A child process stopped when dropped, so a failing test leaves none running.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
