@@ -162,7 +162,8 @@ function deleteButton(path, what, back) {
   remove.addEventListener('click', async () => {
     try {
       await api('DELETE', path);
-      location.hash = back;
+      if (location.hash === back) await render();
+      else location.hash = back;
       say(`Deleted ${what}.`);
     } catch (error) { say(error.message); }
   });
@@ -657,6 +658,49 @@ async function integration(id) {
     el('p', {}, el('a', { href: '#/integrations' }, 'All integrations')));
 }
 
+// ---------------------------------------------------------------- sources
+
+const SCHEMES = [['github', 'GitHub'], ['stripe', 'Stripe'], ['shopify', 'Shopify'],
+  ['standard-webhooks', 'Standard Webhooks'], ['hmac-sha256', 'HMAC-SHA256 in a header you name']];
+
+/** Where a provider posts: the API's absolute URL, or this page's origin with its path. */
+function ingestAddress(url) {
+  return url.startsWith('/') ? `${location.origin}${url}` : url;
+}
+
+async function sources() {
+  const found = await api('GET', '/v1/sources?limit=100');
+  const form = el('form', { class: 'inline', 'aria-label': 'New source' },
+    field('Name', 'name', { required: true }),
+    field('Provider', 'verify.scheme', { options: SCHEMES }),
+    field("The provider's signing secret", 'verify.secret', { type: 'password', autocomplete: 'off', required: true }),
+    field('Signature header (HMAC-SHA256 only)', 'verify.header'),
+    el('button', { type: 'submit' }, 'Create'));
+  form.noValidate = true;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api('POST', '/v1/sources', {
+        name: form.elements.name.value.trim(),
+        verify: { scheme: form.elements['verify.scheme'].value, secret: form.elements['verify.secret'].value, header: text(form, 'verify.header') },
+      });
+      await sources();
+      say(`Created ${created.name}: give the provider ${ingestAddress(created.ingestUrl)}`);
+    } catch (error) { showErrors(form, error); }
+  });
+  const rows = found.items.map((s) => el('tr', {},
+    el('td', { class: 'mono' }, s.id), el('td', {}, s.name),
+    el('td', {}, s.verify.scheme, s.verify.header ? ` (${s.verify.header})` : ''),
+    el('td', { class: 'mono ingest-url' }, ingestAddress(s.ingestUrl)),
+    el('td', {}, when(s.created)),
+    el('td', {}, deleteButton(`/v1/sources/${encodeURIComponent(s.id)}`, s.name, '#/sources'))));
+  page('Sources',
+    el('p', {}, 'Webhooks from a provider, verified by its signature, become events routed like any other.'),
+    form,
+    el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Verified as', 'Ingest URL (give it to the provider)', 'Created', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows)));
+}
+
 // ---------------------------------------------------------------- plugins (admin)
 
 /**
@@ -778,6 +822,7 @@ async function render() {
     else if (path === '/integrations/new') await integration(null);
     else if (path.startsWith('/integrations/')) await integration(decodeURIComponent(path.slice('/integrations/'.length)));
     else if (path === '/destinations') await destinations();
+    else if (path === '/sources') await sources();
     else if (path === '/integrations') await integrations();
     else if (path === '/plugins') await plugins();
     else if (role === 'admin') await plugins();

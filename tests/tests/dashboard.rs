@@ -375,6 +375,31 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     no_serious_violations(&browser, "integrations").await;
     browser.screenshot("integrations").await;
 
+    // A source through its form: the missing secret named beside its
+    // field; then created, with the address to give the provider.
+    click(&browser, "nav a[href='#/sources']").await;
+    fill(&browser, "[name=name]", "github").await;
+    submit(&browser, "New source").await;
+    let error = field_error(&browser, "verify.secret").await;
+    assert!(error.starts_with("verify.secret "), "{error}");
+    fill(&browser, "[name='verify.secret']", "gh-secret").await;
+    submit(&browser, "New source").await;
+    browser.wait_for_text("give the provider").await;
+    let (_, sources) = gw.call(Method::GET, "/v1/sources", &key, None).await;
+    let source_id = sources["data"]["items"][0]["id"]
+        .as_str()
+        .expect("a source");
+    assert_eq!(
+        browser.text("td.ingest-url").await,
+        format!("{}/v1/ingest/{source_id}", gw.url)
+    );
+    no_serious_violations(&browser, "sources").await;
+    browser.screenshot("sources").await;
+    click(&browser, "button[aria-label='Delete github']").await;
+    browser.wait_for_text("Deleted github.").await;
+    let (_, sources) = gw.call(Method::GET, "/v1/sources", &key, None).await;
+    assert_eq!(sources["data"]["total"], 0, "{sources}");
+
     // The time window of the search: nothing was created after 2999.
     click(&browser, "nav a[href='#/deliveries']").await;
     browser.wait_for("td.status-delivered").await;
