@@ -211,13 +211,13 @@ function deliveryDocument(form, current) {
  * Saves `document` to `collection` (POST when `id` is null, else PUT),
  * shows the secret a new resource comes with, and stays on its page.
  */
-async function save(form, { collection, route, id, document, secretKey, editor }) {
+async function save(form, { collection, route, id, document, secretKey, editor, key = 'id' }) {
   try {
     const saved = await api(id ? 'PUT' : 'POST', id ? `${collection}/${encodeURIComponent(id)}` : collection, document);
-    history.replaceState(null, '', `#${route}/${encodeURIComponent(saved.id)}`);
-    await editor(saved.id);
+    history.replaceState(null, '', `#${route}/${encodeURIComponent(saved[key])}`);
+    await editor(saved[key]);
     say(id ? 'Saved.' : 'Created.');
-    if (!id) showSecret(main.querySelector('form'), saved[secretKey]);
+    if (!id && secretKey) showSecret(main.querySelector('form'), saved[secretKey]);
   } catch (error) { showErrors(form, error); }
 }
 
@@ -658,6 +658,43 @@ async function integration(id) {
     el('p', {}, el('a', { href: '#/integrations' }, 'All integrations')));
 }
 
+// ---------------------------------------------------------------- event types
+
+async function eventTypes() {
+  const found = await api('GET', '/v1/event-types?limit=100');
+  const rows = found.items.map((t) => el('tr', {},
+    el('td', { class: 'mono' }, el('a', { href: `#/event-types/${encodeURIComponent(t.name)}` }, t.name)),
+    el('td', {}, t.description || ''), el('td', {}, t.schema ? 'JSON Schema' : 'any payload'), el('td', {}, when(t.modified))));
+  page('Event types',
+    el('p', {}, 'Declared types; a payload of a type with a schema must match it, or the event is refused.'),
+    el('p', {}, el('a', { href: '#/event-types/new', class: 'button' }, 'New event type')),
+    el('table', {}, el('thead', {}, el('tr', {}, ['Name', 'Description', 'Payload', 'Changed'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows)));
+}
+
+/** An event type's page: its form (new when `name` is null) and deletion. */
+async function eventType(name) {
+  const current = name ? await api('GET', `/v1/event-types/${encodeURIComponent(name)}`) : {};
+  const form = el('form', { class: 'editor', 'aria-label': 'Event type' },
+    field('Name', 'name', { required: true, readonly: Boolean(name) }),
+    field('Description', 'description'),
+    field('Payload schema (JSON Schema; blank for any payload)', 'schema', { textarea: true, rows: 10 }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, name ? 'Save' : 'Create')));
+  form.noValidate = true;
+  fill(form, { name: current.name, description: current.description, schema: current.schema ? pretty(current.schema) : '' });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const document = { name: form.elements.name.value.trim(), description: text(form, 'description'), schema: json(form, 'schema') };
+      await save(form, { collection: '/v1/event-types', route: '/event-types', id: name, document, editor: eventType, key: 'name' });
+    } catch (error) { showErrors(form, error); }
+  });
+  const path = `/v1/event-types/${encodeURIComponent(name)}`;
+  page(name ? `Event type ${name}` : 'New event type', form,
+    name ? el('p', { class: 'actions' }, deleteButton(path, name, '#/event-types')) : null,
+    el('p', {}, el('a', { href: '#/event-types' }, 'All event types')));
+}
+
 // ---------------------------------------------------------------- sources
 
 const SCHEMES = [['github', 'GitHub'], ['stripe', 'Stripe'], ['shopify', 'Shopify'],
@@ -823,6 +860,9 @@ async function render() {
     else if (path.startsWith('/integrations/')) await integration(decodeURIComponent(path.slice('/integrations/'.length)));
     else if (path === '/destinations') await destinations();
     else if (path === '/sources') await sources();
+    else if (path === '/event-types') await eventTypes();
+    else if (path === '/event-types/new') await eventType(null);
+    else if (path.startsWith('/event-types/')) await eventType(decodeURIComponent(path.slice('/event-types/'.length)));
     else if (path === '/integrations') await integrations();
     else if (path === '/plugins') await plugins();
     else if (role === 'admin') await plugins();

@@ -375,6 +375,38 @@ async fn an_organization_sees_and_steers_its_deliveries_in_a_browser() {
     no_serious_violations(&browser, "integrations").await;
     browser.screenshot("integrations").await;
 
+    // An event type with a payload schema: one that is no JSON Schema is
+    // refused beside the field; then created, and the API holds to it.
+    click(&browser, "nav a[href='#/event-types']").await;
+    click(&browser, "a[href='#/event-types/new']").await;
+    fill(&browser, "[name=name]", "refund.issued").await;
+    fill(&browser, "#f-schema", r#"{"type": 12}"#).await;
+    submit(&browser, "Event type").await;
+    let error = field_error(&browser, "schema").await;
+    assert!(error.contains("not a valid JSON Schema"), "{error}");
+    fill(
+        &browser,
+        "#f-schema",
+        r#"{"type": "object", "required": ["amount"]}"#,
+    )
+    .await;
+    submit(&browser, "Event type").await;
+    status_says(&browser, "Created.").await;
+    let (status, refused) = gw
+        .call(
+            Method::POST,
+            "/v1/events",
+            &key,
+            Some(json!({"type": "refund.issued", "payload": {}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    no_serious_violations(&browser, "event type").await;
+    click(&browser, "nav a[href='#/event-types']").await;
+    browser.wait_for_text("JSON Schema").await;
+    no_serious_violations(&browser, "event types").await;
+    browser.screenshot("event-types").await;
+
     // A source through its form: the missing secret named beside its
     // field; then created, with the address to give the provider.
     click(&browser, "nav a[href='#/sources']").await;
