@@ -2,7 +2,7 @@
 //! Schema for their payloads.
 
 use super::rows::EventTypeRow;
-use super::{Store, StoreError, conflict, with_pool};
+use super::{OrgTable, Store, StoreError, conflict, with_pool};
 use crate::model::{EpochMs, EventType, OrgId, Page};
 
 const COLUMNS: &str = "organization_id, name, description, schema, created, modified";
@@ -68,23 +68,14 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Page<EventType>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM event_types WHERE organization_id = $1 ORDER BY name LIMIT $2 OFFSET $3"
-        );
-        let (rows, total): (Vec<EventTypeRow>, i64) = with_pool!(self, |p| {
-            let rows = sqlx::query_as(&sql)
-                .bind(organization_id.as_str())
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(p)
-                .await?;
-            let total =
-                sqlx::query_scalar("SELECT COUNT(*) FROM event_types WHERE organization_id = $1")
-                    .bind(organization_id.as_str())
-                    .fetch_one(p)
-                    .await?;
-            (rows, total)
-        });
+        let table = OrgTable {
+            table: "event_types",
+            columns: COLUMNS,
+            order: "name",
+        };
+        let (rows, total): (Vec<EventTypeRow>, i64) = self
+            .organization_page(table, organization_id, offset, limit)
+            .await?;
         Ok(Page {
             items: rows
                 .into_iter()

@@ -1,7 +1,7 @@
 //! Organizations, API keys, integrations and webhook subscriptions.
 
 use super::rows::{IntegrationRow, WebhookRow, auth_json, config_json, filter_json, hooks_json};
-use super::{Store, StoreError, conflict, with_pool};
+use super::{OrgTable, Store, StoreError, conflict, with_pool};
 use crate::model::{
     ApiKey, EpochMs, Integration, OrgId, Organization, Page, Secret, Webhook, WebhookFilter,
 };
@@ -352,23 +352,14 @@ impl Store {
         start: i64,
         limit: i64,
     ) -> Result<Page<Integration>, StoreError> {
-        let sql = format!(
-            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE organization_id = $1 ORDER BY created, id LIMIT $2 OFFSET $3"
-        );
-        let (rows, total): (Vec<IntegrationRow>, i64) = with_pool!(self, |p| {
-            let rows = sqlx::query_as(&sql)
-                .bind(organization_id.as_str())
-                .bind(limit)
-                .bind(start)
-                .fetch_all(p)
-                .await?;
-            let total =
-                sqlx::query_scalar("SELECT COUNT(*) FROM integrations WHERE organization_id = $1")
-                    .bind(organization_id.as_str())
-                    .fetch_one(p)
-                    .await?;
-            (rows, total)
-        });
+        let table = OrgTable {
+            table: "integrations",
+            columns: INTEGRATION_COLUMNS,
+            order: "created, id",
+        };
+        let (rows, total): (Vec<IntegrationRow>, i64) = self
+            .organization_page(table, organization_id, start, limit)
+            .await?;
         Ok(Page {
             items: rows
                 .into_iter()

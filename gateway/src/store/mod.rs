@@ -165,7 +165,52 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// A table of per-organization resources, as a list page reads it.
+pub(crate) struct OrgTable {
+    /// The table.
+    pub table: &'static str,
+    /// The columns its row type reads.
+    pub columns: &'static str,
+    /// The list's order (ending on a unique column, so pages do not overlap).
+    pub order: &'static str,
+}
+
 impl Store {
+    /// One page of `t`'s rows of `organization_id` in its order, as `R`,
+    /// with how many the organization has in all.
+    pub(crate) async fn organization_page<R>(
+        &self,
+        t: OrgTable,
+        organization_id: &crate::model::OrgId,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<R>, i64), StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        let rows_sql = format!(
+            "SELECT {} FROM {} WHERE organization_id = $1 ORDER BY {} LIMIT $2 OFFSET $3",
+            t.columns, t.table, t.order
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM {} WHERE organization_id = $1", t.table);
+        Ok(with_pool!(self, |p| {
+            let rows = sqlx::query_as(&rows_sql)
+                .bind(organization_id.as_str())
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(p)
+                .await?;
+            let total = sqlx::query_scalar(&count_sql)
+                .bind(organization_id.as_str())
+                .fetch_one(p)
+                .await?;
+            (rows, total)
+        }))
+    }
+
     /// The same store with other limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

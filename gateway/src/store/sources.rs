@@ -1,7 +1,7 @@
 //! Sources, per organization. The ingest route finds a source by its id
 //! alone (the caller has no API key): the organization comes from the row.
 
-use super::{Store, StoreError, conflict, with_pool};
+use super::{OrgTable, Store, StoreError, conflict, with_pool};
 use crate::model::{OrgId, Page, Scheme, Secret, Source};
 use crate::secrets::SecretSlot;
 
@@ -77,23 +77,14 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Page<Source>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM sources WHERE organization_id = $1 ORDER BY created, id LIMIT $2 OFFSET $3"
-        );
-        let (rows, total): (Vec<SourceRow>, i64) = with_pool!(self, |p| {
-            let rows = sqlx::query_as(&sql)
-                .bind(organization_id.as_str())
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(p)
-                .await?;
-            let total =
-                sqlx::query_scalar("SELECT COUNT(*) FROM sources WHERE organization_id = $1")
-                    .bind(organization_id.as_str())
-                    .fetch_one(p)
-                    .await?;
-            (rows, total)
-        });
+        let table = OrgTable {
+            table: "sources",
+            columns: COLUMNS,
+            order: "created, id",
+        };
+        let (rows, total): (Vec<SourceRow>, i64) = self
+            .organization_page(table, organization_id, offset, limit)
+            .await?;
         Ok(Page {
             items: rows
                 .into_iter()
