@@ -221,6 +221,35 @@ async function save(form, { collection, route, id, document, secretKey, editor, 
   } catch (error) { showErrors(form, error); }
 }
 
+/** The current route and its parameters. */
+function here() {
+  const [path, query] = location.hash.slice(1).split('?');
+  return [path, new URLSearchParams(query || '')];
+}
+
+/** A list request's `limit` and `start` (this page's, from the address). */
+function pageQuery(limit) {
+  const start = Math.max(0, Math.floor(Number(here()[1].get('start'))) || 0);
+  return `limit=${limit}&start=${start}`;
+}
+
+/** Where a list page stands, with links to the pages before and after it. */
+function pager(found) {
+  const [path, params] = here();
+  const link = (start, label) => {
+    const next = new URLSearchParams(params);
+    if (start > 0) next.set('start', String(start));
+    else next.delete('start');
+    return el('a', { href: `#${path}?${next}`, rel: label === 'Previous' ? 'prev' : 'next' }, label);
+  };
+  const shown = found.items.length;
+  const total = found.totalCapped ? `at least ${found.total}` : String(found.total);
+  const parts = [`${shown ? found.start + 1 : 0}–${found.start + shown} of ${total}`];
+  if (found.start > 0) parts.push(link(Math.max(0, found.start - found.limit), 'Previous'));
+  if (found.start + shown < found.total) parts.push(link(found.start + found.limit, 'Next'));
+  return el('nav', { class: 'pager', 'aria-label': 'Pages' }, parts[0], parts.slice(1).flatMap((p) => [' · ', p]));
+}
+
 /** Set while a live page redraws itself: it keeps its scroll, and focus stays where it is. */
 let redrawing = false;
 
@@ -348,7 +377,7 @@ async function overview(params) {
 
 // ---------------------------------------------------------------- deliveries
 
-const FILTERS = ['status', 'eventType', 'destinationId', 'since', 'until'];
+const FILTERS = ['status', 'eventType', 'destinationId', 'since', 'until', 'start'];
 const TEXT_FILTERS = ['status', 'eventType', 'destinationId'];
 const TIME_FILTERS = ['since', 'until'];
 
@@ -398,7 +427,8 @@ async function deliveries(params) {
       el('tbody', {}, found.items.map((d) => el('tr', {},
         el('td', { class: 'mono' }, el('a', { href: `#/deliveries/${encodeURIComponent(d.id)}` }, d.id)),
         el('td', {}, d.eventType), el('td', { class: 'mono' }, d.endpoint), statusCell(d.status),
-        el('td', {}, d.attemptCount), el('td', {}, d.lastError || ''), el('td', {}, when(d.created)))))));
+        el('td', {}, d.attemptCount), el('td', {}, d.lastError || ''), el('td', {}, when(d.created)))))),
+    pager(found));
 }
 
 async function delivery(id) {
@@ -452,7 +482,7 @@ function requestHeaders(pairs) {
 // ---------------------------------------------------------------- destinations
 
 async function destinations() {
-  const found = await api('GET', '/v1/destinations?limit=50');
+  const found = await api('GET', `/v1/destinations?${pageQuery(50)}`);
   const percent = (rate) => (rate === null || rate === undefined ? '' : `${(rate * 100).toFixed(1)} %`);
   const rows = found.items.map((d) => {
     const toggle = el('button', { type: 'button', class: 'secondary', 'aria-label': `${d.enabled ? 'Disable' : 'Enable'} ${d.endpoint}` }, d.enabled ? 'Disable' : 'Enable');
@@ -476,13 +506,14 @@ async function destinations() {
   page('Destinations',
     el('p', {}, `${found.total} destinations; health from each one's last 200 deliveries.`),
     el('table', {}, el('thead', {}, el('tr', {}, ['Destination', 'Name', 'Endpoint', 'Success', 'p95', 'Recent', 'Last error', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
+      el('tbody', {}, rows)),
+    pager(found));
 }
 
 // ---------------------------------------------------------------- subscriptions
 
 async function subscriptions() {
-  const found = await api('GET', '/v1/webhooks?limit=100');
+  const found = await api('GET', `/v1/webhooks?${pageQuery(100)}`);
   const rows = found.items.map((w) => el('tr', {},
     el('td', { class: 'mono' }, el('a', { href: `#/subscriptions/${encodeURIComponent(w.id)}` }, w.id)),
     el('td', {}, w.name || ''), el('td', {}, w.topic),
@@ -491,7 +522,8 @@ async function subscriptions() {
   page('Subscriptions',
     el('p', {}, el('a', { href: '#/subscriptions/new', class: 'button' }, 'New subscription')),
     el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Event type', 'URLs', 'State'].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
+      el('tbody', {}, rows)),
+    pager(found));
 }
 
 /** A subscription's page: its form (new when `id` is null), rotation and deletion. */
@@ -534,7 +566,7 @@ async function subscription(id) {
 // ---------------------------------------------------------------- integrations
 
 async function integrations() {
-  const found = await api('GET', '/v1/integrations?limit=100');
+  const found = await api('GET', `/v1/integrations?${pageQuery(100)}`);
   const rows = found.items.map((i) => {
     const auth = i.authentication ? `OAuth2 ${i.authentication.client_auth || 'client_secret_basic'} at ${i.authentication.endpoint}` : 'none';
     return el('tr', {}, el('td', { class: 'mono' }, el('a', { href: `#/integrations/${encodeURIComponent(i.id)}` }, i.id)), el('td', {}, i.name),
@@ -545,7 +577,8 @@ async function integrations() {
   page('Integrations',
     el('p', {}, el('a', { href: '#/integrations/new', class: 'button' }, 'New integration')),
     el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Hooks', 'Authentication', 'Plugin', 'State'].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
+      el('tbody', {}, rows)),
+    pager(found));
 }
 
 const METHODS = ['POST', 'PUT', 'PATCH'].map((m) => [m, m]);
@@ -661,7 +694,7 @@ async function integration(id) {
 // ---------------------------------------------------------------- event types
 
 async function eventTypes() {
-  const found = await api('GET', '/v1/event-types?limit=100');
+  const found = await api('GET', `/v1/event-types?${pageQuery(100)}`);
   const rows = found.items.map((t) => el('tr', {},
     el('td', { class: 'mono' }, el('a', { href: `#/event-types/${encodeURIComponent(t.name)}` }, t.name)),
     el('td', {}, t.description || ''), el('td', {}, t.schema ? 'JSON Schema' : 'any payload'), el('td', {}, when(t.modified))));
@@ -669,7 +702,8 @@ async function eventTypes() {
     el('p', {}, 'Declared types; a payload of a type with a schema must match it, or the event is refused.'),
     el('p', {}, el('a', { href: '#/event-types/new', class: 'button' }, 'New event type')),
     el('table', {}, el('thead', {}, el('tr', {}, ['Name', 'Description', 'Payload', 'Changed'].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
+      el('tbody', {}, rows)),
+    pager(found));
 }
 
 /** An event type's page: its form (new when `name` is null) and deletion. */
@@ -706,7 +740,7 @@ function ingestAddress(url) {
 }
 
 async function sources() {
-  const found = await api('GET', '/v1/sources?limit=100');
+  const found = await api('GET', `/v1/sources?${pageQuery(100)}`);
   const form = el('form', { class: 'inline', 'aria-label': 'New source' },
     field('Name', 'name', { required: true }),
     field('Provider', 'verify.scheme', { options: SCHEMES }),
@@ -735,7 +769,8 @@ async function sources() {
     el('p', {}, 'Webhooks from a provider, verified by its signature, become events routed like any other.'),
     form,
     el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Verified as', 'Ingest URL (give it to the provider)', 'Created', ''].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
+      el('tbody', {}, rows)),
+    pager(found));
 }
 
 // ---------------------------------------------------------------- plugins (admin)

@@ -780,3 +780,46 @@ async fn destinations_report_recent_health() {
     let (_, theirs) = gw.call(Method::GET, "/v1/destinations", &other, None).await;
     assert_eq!(theirs["data"]["total"], 0);
 }
+
+/// Lists longer than a page are paged: where the page stands, and the
+/// pages after and before it.
+#[tokio::test]
+async fn long_lists_are_paged() {
+    let gw = TestGateway::start().await;
+    let (_, key) = gw.organization("busy").await;
+    let receiver = Receiver::ok().await;
+    let (status, _) = gw
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &key,
+            Some(json!({"topic": "order.created", "url": receiver.url})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for n in 0..55 {
+        let (status, _) = gw
+            .call(
+                Method::POST,
+                "/v1/events",
+                &key,
+                Some(json!({"type": "order.created", "payload": {"n": n}})),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let browser = Browser::start().await;
+    sign_in(&browser, &gw, &key).await;
+    browser.wait_for_text("Events accepted").await;
+    click(&browser, "nav a[href='#/deliveries']").await;
+    browser.wait_for_text("1–50 of 55").await;
+    assert_eq!(browser.find_all("tbody tr").await.len(), 50);
+    assert!(browser.find_all("nav.pager a[rel=prev]").await.is_empty());
+    click(&browser, "nav.pager a[rel=next]").await;
+    browser.wait_for_text("51–55 of 55").await;
+    assert_eq!(browser.find_all("tbody tr").await.len(), 5);
+    assert!(browser.find_all("nav.pager a[rel=next]").await.is_empty());
+    no_serious_violations(&browser, "second page").await;
+    click(&browser, "nav.pager a[rel=prev]").await;
+    browser.wait_for_text("1–50 of 55").await;
+}

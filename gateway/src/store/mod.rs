@@ -195,7 +195,10 @@ impl Store {
             "SELECT {} FROM {} WHERE organization_id = $1 ORDER BY {} LIMIT $2 OFFSET $3",
             t.columns, t.table, t.order
         );
-        let count_sql = format!("SELECT COUNT(*) FROM {} WHERE organization_id = $1", t.table);
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE organization_id = $1",
+            t.table
+        );
         Ok(with_pool!(self, |p| {
             let rows = sqlx::query_as(&rows_sql)
                 .bind(organization_id.as_str())
