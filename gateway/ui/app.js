@@ -773,6 +773,44 @@ async function sources() {
     pager(found));
 }
 
+// ---------------------------------------------------------------- organizations (admin)
+
+/** A new API key, shown once, after `anchor`. */
+function showKey(anchor, name, key) {
+  main.querySelector('.secret')?.remove();
+  anchor.after(el('p', { class: 'secret', role: 'status' }, `API key for ${name}, shown once: `, el('code', { class: 'mono' }, key || '')));
+}
+
+async function organizations() {
+  const found = await api('GET', `/v1/organizations?${pageQuery(100)}`);
+  const form = el('form', { class: 'inline', 'aria-label': 'New organization' },
+    field('Name', 'name', { required: true }),
+    el('button', { type: 'submit' }, 'Create'));
+  form.noValidate = true;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api('POST', '/v1/organizations', { name: form.elements.name.value.trim() });
+      await organizations();
+      showKey(main.querySelector('form'), created.name, created.apiKey);
+    } catch (error) { showErrors(form, error); }
+  });
+  const rows = found.items.map((o) => {
+    const issue = el('button', { type: 'button', class: 'secondary', 'aria-label': `New API key for ${o.name}` }, 'New API key');
+    issue.addEventListener('click', async () => {
+      try {
+        const key = await api('POST', `/v1/organizations/${encodeURIComponent(o.id)}/keys`);
+        showKey(main.querySelector('form'), o.name, key.apiKey);
+      } catch (error) { say(error.message); }
+    });
+    return el('tr', {}, el('td', { class: 'mono' }, o.id), el('td', {}, o.name), el('td', {}, when(o.created)), el('td', {}, issue));
+  });
+  page('Organizations', form,
+    el('table', {}, el('thead', {}, el('tr', {}, ['Id', 'Name', 'Created', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows)),
+    pager(found));
+}
+
 // ---------------------------------------------------------------- plugins (admin)
 
 /**
@@ -900,6 +938,7 @@ async function render() {
     else if (path.startsWith('/event-types/')) await eventType(decodeURIComponent(path.slice('/event-types/'.length)));
     else if (path === '/integrations') await integrations();
     else if (path === '/plugins') await plugins();
+    else if (path === '/organizations') await organizations();
     else if (role === 'admin') await plugins();
     else await overview(params);
   } catch (error) {

@@ -486,6 +486,28 @@ async fn the_admin_key_sees_and_rolls_back_plugins() {
     let browser = Browser::start().await;
     sign_in(&browser, &gw, ADMIN_KEY).await;
     browser.wait_for_text("Plugins").await;
+
+    // Organizations: one created through the form, its key shown once and
+    // working; a second key issued for it works too.
+    click(&browser, "nav a[href='#/organizations']").await;
+    fill(&browser, "[name=name]", "Acme").await;
+    submit(&browser, "New organization").await;
+    browser.wait_for_text("API key for Acme, shown once").await;
+    let first = browser.text(".secret code").await;
+    click(&browser, "button[aria-label='New API key for Acme']").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while browser.text(".secret code").await == first {
+        assert!(std::time::Instant::now() < deadline, "no second key shown");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let second = browser.text(".secret code").await;
+    for key in [&first, &second] {
+        let (status, body) = gw.call(Method::GET, "/v1/stats", key, None).await;
+        assert_eq!(status, 200, "{key}: {body}");
+    }
+    no_serious_violations(&browser, "organizations").await;
+    browser.screenshot("organizations").await;
+    click(&browser, "nav a[href='#/plugins']").await;
     let button = format!("button[aria-label='Activate shape {}']", &inactive[..12]);
     click(&browser, &button).await;
     browser.wait_for_text("is active.").await;
