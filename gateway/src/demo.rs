@@ -40,11 +40,32 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
     println!("\n== Hookgate demo: gateway at {base} (admin key: {admin_key})");
     println!("   token endpoint {token_url}, receiver {receiver_url}\n");
 
+    let (key, plugins) = organization(&http, &base, &admin_key).await?;
+    routes(&http, &base, &key, &plugins, &token_url, &receiver_url).await?;
+    post_samples(&http, &base, &key).await?;
+    println!(
+        "\nThe gateway keeps running. Dashboard: {base}/ui/ — sign in with the key {key}\n\
+         (or the admin key for plugins). API: `curl -H 'Authorization: Bearer {key}' {base}/v1/deliveries`.\n\
+         An order is posted every {}s from now on (not printed) so the dashboard has events to show. Ctrl-C stops it.",
+        TRICKLE.as_secs()
+    );
+    printing.store(false, Ordering::Relaxed);
+    tokio::spawn(trickle(http, base, key, cancel));
+    gateway.await??;
+    Ok(())
+}
+
+/// Creates the demo's organization; its API key and the plugins loaded.
+async fn organization(
+    http: &reqwest::Client,
+    base: &str,
+    admin_key: &str,
+) -> anyhow::Result<(String, Vec<String>)> {
     let org = call(
-        &http,
+        http,
         "POST",
         &format!("{base}/v1/organizations"),
-        &admin_key,
+        admin_key,
         Some(json!({"name": "Demo Shop"})),
     )
     .await?;
@@ -56,14 +77,7 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
         "organization {} — API key {key}",
         org["data"]["id"].as_str().unwrap_or("")
     );
-    let plugins = call(
-        &http,
-        "GET",
-        &format!("{base}/v1/plugins"),
-        &admin_key,
-        None,
-    )
-    .await?;
+    let plugins = call(http, "GET", &format!("{base}/v1/plugins"), admin_key, None).await?;
     let names: Vec<&str> = plugins["data"]
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
@@ -77,14 +91,29 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
         }
     );
 
+    let names = names.into_iter().map(str::to_owned).collect();
+    Ok((key, names))
+}
+
+/// The demo's routes: an OAuth2 integration (partner plugin) and a
+/// subscription (slack plugin), to the local token endpoint and receiver.
+async fn routes(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    names: &[String],
+    token_url: &str,
+    receiver_url: &str,
+) -> anyhow::Result<()> {
     let partner = names
-        .contains(&"partner")
+        .iter()
+        .any(|n| n == "partner")
         .then(|| json!({"name": "partner"}));
     let integration = call(
-        &http,
+        http,
         "POST",
         &format!("{base}/v1/integrations"),
-        &key,
+        key,
         Some(json!({
             "name": "Partner CRM",
             "description": "order events, reshaped by the partner plugin, with an OAuth2 bearer token",
@@ -109,12 +138,15 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
         integration["data"]["id"].as_str().unwrap_or(""),
         integration["data"]["signingSecret"].as_str().unwrap_or("")
     );
-    let slack = names.contains(&"slack").then(|| json!({"name": "slack"}));
+    let slack = names
+        .iter()
+        .any(|n| n == "slack")
+        .then(|| json!({"name": "slack"}));
     let webhook = call(
-        &http,
+        http,
         "POST",
         &format!("{base}/v1/webhooks"),
-        &key,
+        key,
         Some(json!({"topic": "order_created", "url": format!("{receiver_url}/slack"), "name": "orders to chat", "plugin": slack})),
     )
     .await?;
@@ -123,6 +155,11 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
         webhook["data"]["id"].as_str().unwrap_or("")
     );
 
+    Ok(())
+}
+
+/// Posts the sample events, then prints where each went.
+async fn post_samples(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
     let samples = [
         json!({"id": "demo-order-1", "type": "order_created", "payload": {"id": "A-1001", "order_id": "A-1001", "total": 129.9, "currency": "EUR", "customer": {"email": "ada@example.com"}}}),
         json!({"id": "demo-order-2", "type": "order_updated", "payload": {"id": "A-1001", "order_id": "A-1001", "status": "shipped"}}),
@@ -130,10 +167,10 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
     ];
     for sample in samples {
         let accepted = call(
-            &http,
+            http,
             "POST",
             &format!("{base}/v1/events"),
-            &key,
+            key,
             Some(sample.clone()),
         )
         .await?;
@@ -146,7 +183,7 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     for id in ["demo-order-1", "demo-order-2", "demo-order-3"] {
-        let event = call(&http, "GET", &format!("{base}/v1/events/{id}"), &key, None).await?;
+        let event = call(http, "GET", &format!("{base}/v1/events/{id}"), key, None).await?;
         let statuses: Vec<String> = event["data"]["deliveries"]
             .as_array()
             .map(|d| {
@@ -163,15 +200,6 @@ pub async fn run(mut settings: ServeSettings, cancel: CancellationToken) -> anyh
             .unwrap_or_default();
         println!("event {id}: {}", statuses.join("; "));
     }
-    println!(
-        "\nThe gateway keeps running. Dashboard: {base}/ui/ — sign in with the key {key}\n\
-         (or the admin key for plugins). API: `curl -H 'Authorization: Bearer {key}' {base}/v1/deliveries`.\n\
-         An order is posted every {}s from now on (not printed) so the dashboard has events to show. Ctrl-C stops it.",
-        TRICKLE.as_secs()
-    );
-    printing.store(false, Ordering::Relaxed);
-    tokio::spawn(trickle(http, base, key, cancel));
-    gateway.await??;
     Ok(())
 }
 
