@@ -183,6 +183,48 @@ pub(super) fn auth_json(auth: &Authentication) -> String {
     .unwrap_or_default()
 }
 
+/// An integration's hooks from their stored JSON.
+fn stored_hooks(json: &str) -> Result<Vec<Hook>, StoreError> {
+    let hooks: Vec<StoredHook> = serde_json::from_str(json).map_err(|e| corrupt("hooks", e))?;
+    hooks
+        .into_iter()
+        .map(|h| {
+            Ok(Hook {
+                method: method(&h.method)?,
+                hook_type: h.hook_type,
+                endpoint: h.endpoint,
+            })
+        })
+        .collect()
+}
+
+/// An integration's authentication from its stored JSON and its decrypted
+/// secrets (the mTLS identity only when both halves are there).
+fn stored_authentication(
+    json: &str,
+    client_secret: Secret,
+    tls_private_key: Option<Secret>,
+) -> Result<Authentication, StoreError> {
+    let a: StoredAuth = serde_json::from_str(json).map_err(|e| corrupt("authentication", e))?;
+    let tls_client_certificate = match (a.tls_certificate, tls_private_key) {
+        (Some(certificate), Some(private_key)) => Some(TlsIdentity {
+            certificate,
+            private_key,
+        }),
+        _ => None,
+    };
+    Ok(Authentication {
+        token_endpoint: a.token_endpoint,
+        client_id: a.client_id,
+        client_secret,
+        scope: a.scope,
+        header_format: a.header_format,
+        header_value_format: a.header_value_format,
+        options: a.options,
+        tls_client_certificate,
+    })
+}
+
 impl IntegrationRow {
     pub(super) fn into_domain(self, cipher: &Cipher) -> Result<Integration, StoreError> {
         let slot = |column| SecretSlot {
@@ -207,45 +249,17 @@ impl IntegrationRow {
             .as_deref()
             .map(|secret| decrypt(cipher, secret, slot("client_secret")))
             .transpose()?;
-        let hooks: Vec<StoredHook> =
-            serde_json::from_str(&self.hooks).map_err(|e| corrupt("hooks", e))?;
-        let hooks = hooks
-            .into_iter()
-            .map(|h| {
-                Ok(Hook {
-                    method: method(&h.method)?,
-                    hook_type: h.hook_type,
-                    endpoint: h.endpoint,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
         let tls_private_key = self
             .tls_private_key
             .as_deref()
             .map(|key| decrypt(cipher, key, slot("tls_private_key")))
             .transpose()?;
         let authentication = match (self.authentication, client_secret) {
-            (Some(json), Some(client_secret)) => {
-                let a: StoredAuth =
-                    serde_json::from_str(&json).map_err(|e| corrupt("authentication", e))?;
-                let tls_client_certificate = match (a.tls_certificate, tls_private_key) {
-                    (Some(certificate), Some(private_key)) => Some(TlsIdentity {
-                        certificate,
-                        private_key,
-                    }),
-                    _ => None,
-                };
-                Some(Authentication {
-                    token_endpoint: a.token_endpoint,
-                    client_id: a.client_id,
-                    client_secret,
-                    scope: a.scope,
-                    header_format: a.header_format,
-                    header_value_format: a.header_value_format,
-                    options: a.options,
-                    tls_client_certificate,
-                })
-            }
+            (Some(json), Some(client_secret)) => Some(stored_authentication(
+                &json,
+                client_secret,
+                tls_private_key,
+            )?),
             _ => None,
         };
         Ok(Integration {
@@ -253,7 +267,7 @@ impl IntegrationRow {
             organization_id: OrgId::trusted(self.organization_id),
             name: self.name,
             description: self.description,
-            hooks,
+            hooks: stored_hooks(&self.hooks)?,
             authentication,
             plugin: plugin_ref(self.plugin_name, self.plugin_version),
             config: serde_json::from_str(&self.config).map_err(|e| corrupt("config", e))?,

@@ -8,8 +8,8 @@ use super::executor::{Dialect, Executor, FromRow, Param, Row};
 use super::sql::{self, MultiRow, chunks};
 use super::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
 use crate::model::{
-    Delivery, DeliveryStatus, EpochMs, Event, Filter, FilterInput, Method, Ordering, OrgId,
-    PreparedRequest, Route, TargetKind, new_id,
+    Attempt, Delivery, DeliveryStatus, EpochMs, Event, Filter, FilterInput, Method, Ordering,
+    OrgId, PreparedRequest, Route, TargetKind, new_id,
 };
 use crate::store::StoreError;
 use crate::store::rows::{self, DeliveryRow, EventRow, method, stored_filter};
@@ -677,6 +677,40 @@ async fn over_limit<E: Executor>(
 
 /// Attempt records and final statuses: the delivery's new state (if its
 /// lease holds), the attempt row, and the route's failure streak.
+/// The attempt rows of records whose lease held, each numbered by its
+/// delivery's attempt count after the record.
+async fn insert_attempts<E: Executor>(
+    db: &mut E,
+    attempts: &[(&Attempt, i64)],
+) -> Result<(), StoreError> {
+    let sent: Vec<Option<String>> = attempts
+        .iter()
+        .map(|(a, _)| {
+            (!a.request_headers.is_empty())
+                .then(|| serde_json::to_string(&a.request_headers).unwrap_or_default())
+        })
+        .collect();
+    let rows: Vec<(&Attempt, i64, &Option<String>)> = attempts
+        .iter()
+        .zip(&sent)
+        .map(|(&(a, n), sent)| (a, n, sent))
+        .collect();
+    many::<_, _, Nothing>(db, &sql::INSERT_ATTEMPTS, &rows, |&(a, n, sent), p| {
+        p.extend([
+            Param::from(&a.delivery_id),
+            n.into(),
+            a.started.into(),
+            a.duration_ms.into(),
+            a.status_code.into(),
+            (&a.error).into(),
+            (&a.response_excerpt).into(),
+            sent.into(),
+        ])
+    })
+    .await?;
+    Ok(())
+}
+
 async fn records<E: Executor>(
     db: &mut E,
     ops: &[&WriteOp],
@@ -709,29 +743,14 @@ async fn records<E: Executor>(
             .await?
             .into_iter()
             .collect();
-        let attempts: Vec<(usize, i64, Option<String>)> = pass
+        let attempts: Vec<(&Attempt, i64)> = pass
             .iter()
-            .filter_map(|&i| Some((i, record(i).attempt.as_ref()?)))
-            .filter_map(|(i, a)| {
-                let sent = (!a.request_headers.is_empty())
-                    .then(|| serde_json::to_string(&a.request_headers).unwrap_or_default());
-                held.get(&a.delivery_id).map(|&n| (i, n, sent))
+            .filter_map(|&i| {
+                let a = record(i).attempt.as_ref()?;
+                held.get(&a.delivery_id).map(|&n| (a, n))
             })
             .collect();
-        many::<_, _, Nothing>(db, &sql::INSERT_ATTEMPTS, &attempts, |(i, n, sent), p| {
-            let a = record(*i).attempt.as_ref().expect("filtered on attempts");
-            p.extend([
-                Param::from(&a.delivery_id),
-                (*n).into(),
-                a.started.into(),
-                a.duration_ms.into(),
-                a.status_code.into(),
-                (&a.error).into(),
-                (&a.response_excerpt).into(),
-                sent.into(),
-            ])
-        })
-        .await?;
+        insert_attempts(db, &attempts).await?;
         let mut ended: Vec<&str> = pass
             .iter()
             .filter(|&&i| held.contains_key(&record(i).delivery_id))
