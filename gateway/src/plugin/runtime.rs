@@ -455,22 +455,10 @@ impl Runtime {
         config: &PluginConfig,
         capture: bool,
     ) -> (Result<Outcome, PluginError>, Vec<LogLine>) {
-        let (mut warm, reused) = match self.take_idle(plugin, &event.integration) {
-            Some(warm) => (warm, true),
-            None => match self.instantiate(plugin, config) {
-                Ok(warm) => (warm, false),
-                Err(error) => return (Err(error), Vec::new()),
-            },
+        let mut warm = match self.ready(plugin, event, config, capture) {
+            Ok(warm) => warm,
+            Err(error) => return (Err(error), Vec::new()),
         };
-        let state = warm.store.data_mut();
-        state.event_id.clone_from(&event.id);
-        state.captured = capture.then(Vec::new);
-        if reused {
-            state.config = config.clone();
-        }
-        warm.store
-            .set_epoch_deadline(deadline_ticks(plugin.limits.deadline));
-
         let input = bindings::Event {
             id: event.id.clone(),
             hook_type: event.hook_type.clone(),
@@ -502,6 +490,31 @@ impl Runtime {
             self.put_idle(plugin, &event.integration, warm);
         }
         (outcome, logs)
+    }
+
+    /// An instance for `event`: an idle one of its integration (given
+    /// `config` anew) or a fresh one, with the event's id, the deadline
+    /// set, and its log lines kept when `capture` is set.
+    fn ready(
+        &self,
+        plugin: &Plugin,
+        event: &PluginEvent,
+        config: &PluginConfig,
+        capture: bool,
+    ) -> Result<Warm, PluginError> {
+        let (mut warm, reused) = match self.take_idle(plugin, &event.integration) {
+            Some(warm) => (warm, true),
+            None => (self.instantiate(plugin, config)?, false),
+        };
+        let state = warm.store.data_mut();
+        state.event_id.clone_from(&event.id);
+        state.captured = capture.then(Vec::new);
+        if reused {
+            state.config = config.clone();
+        }
+        warm.store
+            .set_epoch_deadline(deadline_ticks(plugin.limits.deadline));
+        Ok(warm)
     }
 
     fn instantiate(&self, plugin: &Plugin, config: &PluginConfig) -> Result<Warm, PluginError> {
