@@ -92,6 +92,19 @@ impl Browser {
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_command(method, path, body).await {
+            Ok(value) => value,
+            Err(answer) => panic!("WebDriver {path}: {answer}"),
+        }
+    }
+
+    /// A command's value, or WebDriver's error answer.
+    async fn try_command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
@@ -99,8 +112,35 @@ impl Browser {
         let response = request.send().await.expect("webdriver");
         let ok = response.status().is_success();
         let answer: Value = response.json().await.expect("webdriver json");
-        assert!(ok, "WebDriver {path}: {answer}");
-        answer["value"].clone()
+        if ok {
+            Ok(answer["value"].clone())
+        } else {
+            Err(answer)
+        }
+    }
+
+    /// Runs `action` on the first element matching `css`, finding it again
+    /// when the page replaced it in between (a redraw): a stale element is
+    /// not a failure of the page.
+    async fn on_element(
+        &self,
+        css: &str,
+        method: reqwest::Method,
+        action: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self.wait_for(css).await;
+            let path = format!("/element/{element}{action}");
+            match self.try_command(method.clone(), &path, body.clone()).await {
+                Ok(value) => return value,
+                Err(answer)
+                    if answer["value"]["error"] == "stale element reference"
+                        && Instant::now() < deadline => {}
+                Err(answer) => panic!("WebDriver {path} on `{css}`: {answer}"),
+            }
+        }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -139,32 +179,30 @@ impl Browser {
 
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) {
-        let element = self.wait_for(css).await;
-        self.post(&format!("/element/{element}/click"), json!({}))
+        self.on_element(css, reqwest::Method::POST, "/click", Some(json!({})))
             .await;
     }
 
     /// Types `text` into the (cleared) field matching `css`.
     pub async fn fill(&self, css: &str, text: &str) {
-        let element = self.wait_for(css).await;
-        self.post(&format!("/element/{element}/clear"), json!({}))
+        self.on_element(css, reqwest::Method::POST, "/clear", Some(json!({})))
             .await;
-        self.post(&format!("/element/{element}/value"), json!({"text": text}))
-            .await;
+        self.on_element(
+            css,
+            reqwest::Method::POST,
+            "/value",
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     /// The text of the first element matching `css`.
     pub async fn text(&self, css: &str) -> String {
-        let element = self.wait_for(css).await;
-        self.command(
-            reqwest::Method::GET,
-            &format!("/element/{element}/text"),
-            None,
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        self.on_element(css, reqwest::Method::GET, "/text", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Runs `script` in the page and returns what it returns.
