@@ -157,11 +157,7 @@ pub async fn list(
         .await?;
     Ok(ok(
         "event types",
-        ListOut::new(
-            found.items.iter().map(EventTypeOut::from).collect(),
-            found.total,
-            page,
-        ),
+        ListOut::of(&found, page, EventTypeOut::from),
     ))
 }
 

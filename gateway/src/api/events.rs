@@ -373,12 +373,7 @@ pub async fn list(
         .await?;
     Ok(ok(
         "deliveries",
-        ListOut::new(
-            found.items.iter().map(DeliveryOut::from).collect(),
-            found.total,
-            page,
-        )
-        .capped(found.total_capped),
+        ListOut::of(&found, page, DeliveryOut::from),
     ))
 }
 

@@ -516,21 +516,16 @@ fn validate_auth(
 }
 
 fn client_auth(name: Option<&str>, p: &mut Problems) -> Option<ClientAuth> {
-    match name {
-        None => None,
-        Some("client_secret_basic") => Some(ClientAuth::ClientSecretBasic),
-        Some("client_secret_post") => Some(ClientAuth::ClientSecretPost),
-        Some("private_key_jwt") => Some(ClientAuth::PrivateKeyJwt),
-        Some(other) => {
-            p.add(
-                "authentication.client_auth",
-                format!(
-                    "`{other}` is not one of client_secret_basic, client_secret_post, private_key_jwt"
-                ),
-            );
-            None
-        }
+    let name = name?;
+    let parsed = ClientAuth::parse(name);
+    if parsed.is_none() {
+        let names: Vec<&str> = ClientAuth::ALL.iter().map(|a| a.as_str()).collect();
+        p.add(
+            "authentication.client_auth",
+            format!("`{name}` is not one of {}", names.join(", ")),
+        );
     }
+    parsed
 }
 
 /// The credential the client authenticates with: a private key with
@@ -782,11 +777,7 @@ pub async fn list(
         .await?;
     Ok(ok(
         "integrations",
-        ListOut::new(
-            found.items.iter().map(IntegrationOut::from).collect(),
-            found.total,
-            page,
-        ),
+        ListOut::of(&found, page, IntegrationOut::from),
     ))
 }
 

@@ -111,11 +111,15 @@ impl<T> ListOut<T> {
         }
     }
 
-    /// The same page, saying whether its total is capped.
-    fn capped(self, total_capped: bool) -> Self {
+    /// The store's `found` asked for as `page`, each item shown by `show`.
+    fn of<'a, U>(
+        found: &'a crate::model::Page<U>,
+        page: PageRequest,
+        show: impl FnMut(&'a U) -> T,
+    ) -> Self {
         Self {
-            total_capped,
-            ..self
+            total_capped: found.total_capped,
+            ..Self::new(found.items.iter().map(show).collect(), found.total, page)
         }
     }
 }

@@ -119,11 +119,7 @@ pub async fn list(
         .await?;
     Ok(ok(
         "organizations",
-        ListOut::new(
-            found.items.iter().map(OrganizationOut::from).collect(),
-            found.total,
-            page,
-        ),
+        ListOut::of(&found, page, OrganizationOut::from),
     ))
 }
 

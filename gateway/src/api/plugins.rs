@@ -313,15 +313,13 @@ pub struct DryRunOut {
     pub events: Vec<DryRunEventOut>,
 }
 
-fn side(
-    result: &Result<crate::plugin::Outcome, crate::plugin::PluginError>,
-    logs: &[crate::plugin::LogLine],
-) -> serde_json::Value {
-    let logs: Vec<_> = logs
+fn side(side: &crate::plugin::Logged) -> serde_json::Value {
+    let logs: Vec<_> = side
+        .logs
         .iter()
         .map(|l| serde_json::json!({"level": l.level, "message": l.message}))
         .collect();
-    match result {
+    match &side.result {
         Ok(outcome) => {
             serde_json::json!({"outcome": crate::cli::outcome_json(outcome), "logs": logs})
         }
@@ -333,8 +331,8 @@ impl From<Compared> for DryRunEventOut {
     fn from(c: Compared) -> Self {
         Self {
             same: c.same(),
-            active: side(&c.active, &c.active_logs),
-            candidate: side(&c.candidate, &c.candidate_logs),
+            active: side(&c.active),
+            candidate: side(&c.candidate),
             event_id: c.event_id,
             organization_id: c.organization_id.to_string(),
             destination_id: c.destination_id,
@@ -379,7 +377,7 @@ pub async fn dry_run(
     })?;
     let (mut same, mut changed, mut candidate_failed) = (0, 0, 0);
     for c in &compared {
-        match (c.same(), &c.active, &c.candidate) {
+        match (c.same(), &c.active.result, &c.candidate.result) {
             (true, _, _) => same += 1,
             (false, Ok(_), Err(_)) => candidate_failed += 1,
             _ => changed += 1,

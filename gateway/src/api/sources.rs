@@ -219,15 +219,9 @@ pub async fn list(
         .await?;
     Ok(ok(
         "sources",
-        ListOut::new(
-            found
-                .items
-                .iter()
-                .map(|s| SourceOut::new(s, state.public_url.as_deref()))
-                .collect(),
-            found.total,
-            page,
-        ),
+        ListOut::of(&found, page, |s| {
+            SourceOut::new(s, state.public_url.as_deref())
+        }),
     ))
 }
 

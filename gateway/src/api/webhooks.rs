@@ -342,14 +342,7 @@ pub async fn list(
         .store
         .list_webhooks(&auth.organization_id, &filter, page.start, page.limit)
         .await?;
-    Ok(ok(
-        "webhooks",
-        ListOut::new(
-            found.items.iter().map(WebhookOut::from).collect(),
-            found.total,
-            page,
-        ),
-    ))
+    Ok(ok("webhooks", ListOut::of(&found, page, WebhookOut::from)))
 }
 
 /// Get one subscription (deleted ones too).

@@ -248,6 +248,18 @@ pub enum ClientAuth {
 }
 
 impl ClientAuth {
+    /// Every method, in the order the API lists them.
+    pub const ALL: [Self; 3] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+    ];
+
+    /// The method the API calls `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     /// Whether the credential is a private key rather than a secret.
     pub fn uses_key(auth: Option<Self>) -> bool {
         auth == Some(Self::PrivateKeyJwt)
@@ -379,6 +391,17 @@ pub struct Page<T> {
     pub total: i64,
     /// Whether counting stopped at `total` (more match).
     pub total_capped: bool,
+}
+
+impl<T> Page<T> {
+    /// The same page with each item made by `f`, or `f`'s first error.
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_, _>>()?,
+            total: self.total,
+            total_capped: self.total_capped,
+        })
+    }
 }
 
 /// Filters for listing webhooks.

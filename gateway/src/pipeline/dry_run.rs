@@ -6,7 +6,7 @@
 use super::route;
 use super::transform::plugin_input;
 use crate::model::OrgId;
-use crate::plugin::{LogLine, Outcome, Plugin, PluginError, Registry};
+use crate::plugin::{Logged, Plugin, Registry};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 
@@ -19,21 +19,17 @@ pub struct Compared {
     pub organization_id: OrgId,
     /// The route it went to.
     pub destination_id: String,
-    /// What the active version does with it.
-    pub active: Result<Outcome, PluginError>,
-    /// What the candidate does with it.
-    pub candidate: Result<Outcome, PluginError>,
-    /// The lines the active version logged.
-    pub active_logs: Vec<LogLine>,
-    /// The lines the candidate logged.
-    pub candidate_logs: Vec<LogLine>,
+    /// What the active version does with it, and logs.
+    pub active: Logged,
+    /// What the candidate does with it, and logs.
+    pub candidate: Logged,
 }
 
 impl Compared {
     /// Whether the two versions answer the same: the same requests (bytes,
     /// content types, headers) or drop, or the same error.
     pub fn same(&self) -> bool {
-        match (&self.active, &self.candidate) {
+        match (&self.active.result, &self.candidate.result) {
             (Ok(a), Ok(c)) => a == c,
             (Err(a), Err(c)) => a.kind.to_string() == c.kind.to_string(),
             _ => false,
@@ -81,13 +77,9 @@ pub async fn compare(
             .into_iter()
             .map(|(event, target)| {
                 let (input, config) = plugin_input(&event, &target);
-                let (now, active_logs) = runtime.transform_logged(&active, &input, &config);
-                let (next, candidate_logs) = runtime.transform_logged(&candidate, &input, &config);
                 Compared {
-                    active: now,
-                    candidate: next,
-                    active_logs,
-                    candidate_logs,
+                    active: runtime.transform_logged(&active, &input, &config),
+                    candidate: runtime.transform_logged(&candidate, &input, &config),
                     event_id: event.id,
                     organization_id: event.organization_id,
                     destination_id: target.id().to_owned(),

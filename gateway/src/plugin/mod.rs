@@ -12,6 +12,6 @@ mod types;
 
 pub use error::{LoadError, PluginError, PluginErrorKind};
 pub use registry::{LoadedFile, OnLoaded, PluginVersionInfo, Registry};
-pub use runtime::{InstanceMode, Limits, LogLine, Plugin, Runtime, RuntimeConfig};
+pub use runtime::{InstanceMode, Limits, LogLine, Logged, Plugin, Runtime, RuntimeConfig};
 pub use settings::{Maxima, PluginSettings, SettingsError};
 pub use types::{Outcome, OutgoingRequest, PluginConfig, PluginEvent};

@@ -33,6 +33,15 @@ const MAX_MESSAGE: usize = 1024;
 /// Most log lines a dry run keeps per transform.
 const MAX_CAPTURED_LOGS: usize = 100;
 
+/// A transform's result with the lines the plugin logged on the way.
+#[derive(Debug)]
+pub struct Logged {
+    /// What the transform came to.
+    pub result: Result<Outcome, PluginError>,
+    /// What it logged (at most 100 lines).
+    pub logs: Vec<LogLine>,
+}
+
 /// A log line a plugin wrote during one transform (kept for dry runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -434,7 +443,7 @@ impl Runtime {
         event: &PluginEvent,
         config: &PluginConfig,
     ) -> Result<Outcome, PluginError> {
-        self.run(plugin, event, config, false).0
+        self.run(plugin, event, config, false).result
     }
 
     /// [`Runtime::transform`], keeping the lines the plugin logs (at most
@@ -444,7 +453,7 @@ impl Runtime {
         plugin: &Plugin,
         event: &PluginEvent,
         config: &PluginConfig,
-    ) -> (Result<Outcome, PluginError>, Vec<LogLine>) {
+    ) -> Logged {
         self.run(plugin, event, config, true)
     }
 
@@ -454,10 +463,15 @@ impl Runtime {
         event: &PluginEvent,
         config: &PluginConfig,
         capture: bool,
-    ) -> (Result<Outcome, PluginError>, Vec<LogLine>) {
+    ) -> Logged {
         let mut warm = match self.ready(plugin, event, config, capture) {
             Ok(warm) => warm,
-            Err(error) => return (Err(error), Vec::new()),
+            Err(error) => {
+                return Logged {
+                    result: Err(error),
+                    logs: Vec::new(),
+                };
+            }
         };
         let input = bindings::Event {
             id: event.id.clone(),
@@ -480,7 +494,10 @@ impl Runtime {
             Err(trap) => {
                 let kind = classify_trap(plugin, &warm.store, &trap);
                 // A trapped instance is never reused.
-                return (Err(plugin.error(kind)), logs);
+                return Logged {
+                    result: Err(plugin.error(kind)),
+                    logs,
+                };
             }
         };
         warm.served += 1;
@@ -489,7 +506,10 @@ impl Runtime {
         {
             self.put_idle(plugin, &event.integration, warm);
         }
-        (outcome, logs)
+        Logged {
+            result: outcome,
+            logs,
+        }
     }
 
     /// An instance for `event`: an idle one of its integration (given

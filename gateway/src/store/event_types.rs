@@ -73,17 +73,9 @@ impl Store {
             columns: COLUMNS,
             order: "name",
         };
-        let (rows, total): (Vec<EventTypeRow>, i64) = self
-            .organization_page(table, organization_id, offset, limit)
-            .await?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(EventTypeRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total,
-            total_capped: false,
-        })
+        self.organization_page::<EventTypeRow>(table, organization_id, offset, limit)
+            .await?
+            .try_map(EventTypeRow::into_domain)
     }
 
     /// Deletes an event type; events of that name are accepted unchecked after.

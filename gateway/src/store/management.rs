@@ -357,17 +357,9 @@ impl Store {
             columns: INTEGRATION_COLUMNS,
             order: "created, id",
         };
-        let (rows, total): (Vec<IntegrationRow>, i64) = self
-            .organization_page(table, organization_id, start, limit)
-            .await?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|r| r.into_domain(&self.cipher))
-                .collect::<Result<_, _>>()?,
-            total,
-            total_capped: false,
-        })
+        self.organization_page::<IntegrationRow>(table, organization_id, start, limit)
+            .await?
+            .try_map(|r| r.into_domain(&self.cipher))
     }
 
     /// Deletes an integration and its routing rows.

@@ -19,6 +19,7 @@ pub use plugins::{ActivePlugin, TransformedEvent};
 pub use queue::{Claim, DeliveryFilter, Ingested, RecordResult, Recorded, RouteHealth};
 pub use stats::{Bucket, DestinationHealth, FailingDestination, Stats};
 
+use crate::model::{OrgId, Page};
 use crate::secrets::Cipher;
 use queue::Writer;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -181,10 +182,10 @@ impl Store {
     pub(crate) async fn organization_page<R>(
         &self,
         t: OrgTable,
-        organization_id: &crate::model::OrgId,
+        organization_id: &OrgId,
         offset: i64,
         limit: i64,
-    ) -> Result<(Vec<R>, i64), StoreError>
+    ) -> Result<Page<R>, StoreError>
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
             + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
@@ -199,7 +200,7 @@ impl Store {
             "SELECT COUNT(*) FROM {} WHERE organization_id = $1",
             t.table
         );
-        Ok(with_pool!(self, |p| {
+        let (items, total) = with_pool!(self, |p| {
             let rows = sqlx::query_as(&rows_sql)
                 .bind(organization_id.as_str())
                 .bind(limit)
@@ -211,7 +212,12 @@ impl Store {
                 .fetch_one(p)
                 .await?;
             (rows, total)
-        }))
+        });
+        Ok(Page {
+            items,
+            total,
+            total_capped: false,
+        })
     }
 
     /// The same store with other limits.

@@ -82,17 +82,9 @@ impl Store {
             columns: COLUMNS,
             order: "created, id",
         };
-        let (rows, total): (Vec<SourceRow>, i64) = self
-            .organization_page(table, organization_id, offset, limit)
-            .await?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|r| self.source_from_row(r))
-                .collect::<Result<_, _>>()?,
-            total,
-            total_capped: false,
-        })
+        self.organization_page::<SourceRow>(table, organization_id, offset, limit)
+            .await?
+            .try_map(|r| self.source_from_row(r))
     }
 
     /// Deletes a source: its ingest URL answers 404 after.
